@@ -1,0 +1,10 @@
+"""The Luigi module users name: ``luigi --module pipelines FullRun``.
+
+Importing it must stay cheap and TensorFlow-free: it only defines tasks.
+"""
+from pipelines.logs import configure as _configure_logging
+from pipelines.runs import FullRun, ImageRun
+
+_configure_logging()
+
+__all__ = ["FullRun", "ImageRun"]

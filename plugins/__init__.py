@@ -1,0 +1,1 @@
+"""Plugin registry and the built-in plugins (models, device policies)."""

@@ -1,0 +1,1 @@
+"""Built-in model plugins, registered in setup.cfg under ``tfpipe.models``."""

@@ -1,0 +1,25 @@
+"""Two 5x5 conv/pool blocks and a dense layer, as in the classic MNIST tutorial."""
+KIND = "image_classifier"
+DEFAULTS = {"filters1": 32, "filters2": 64, "dense_units": 1024, "dropout": 0.0}
+
+
+def build(spec: dict, filters1: int = 32, filters2: int = 64, dense_units: int = 1024,
+          dropout: float = 0.0):
+    """spec: {"input_shape": [h, w, c], "num_classes": n}. Returns logits."""
+    import keras
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=tuple(spec["input_shape"])),
+            layers.Conv2D(filters1, 5, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(filters2, 5, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dense(dense_units, activation="relu"),
+            layers.Dropout(dropout),
+            layers.Dense(spec["num_classes"]),
+        ],
+        name="cnn",
+    )

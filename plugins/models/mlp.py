@@ -1,0 +1,18 @@
+"""Multi-layer perceptron: Flatten, Dense(hidden_units, relu), Dense(classes)."""
+KIND = "image_classifier"
+DEFAULTS = {"hidden_units": 100}
+
+
+def build(spec: dict, hidden_units: int = 100):
+    """spec: {"input_shape": [h, w, c], "num_classes": n}. Returns logits."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=tuple(spec["input_shape"])),
+            keras.layers.Flatten(),
+            keras.layers.Dense(hidden_units, activation="relu"),
+            keras.layers.Dense(spec["num_classes"]),
+        ],
+        name="mlp",
+    )

@@ -1,0 +1,206 @@
+"""The thin base task: fingerprinted folders, manifests and per-output locks.
+
+Every task writes one folder ``<workspace>/<stage>/<name>-<fingerprint>/``.
+Its ``manifest.json`` is written last and atomically; it alone marks the task
+complete, so a crash at any point leaves a folder a later run redoes (or, for
+training, resumes from its checkpoints) and never takes as finished.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import socket
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+import luigi
+from luigi.freezing import recursively_unfreeze
+from luigi.task import flatten
+
+from tasks import atomic
+from tasks.errors import TfpipeError
+from tasks.fingerprint import code_hashes, digest
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+# Parameters that say where or how a task runs, never what it computes.
+_NEVER_FINGERPRINTED = frozenset({"workspace"})
+
+
+def installed_version(*distributions: str) -> str | None:
+    """Version of the first installed distribution of those named, read from metadata only."""
+    for name in distributions:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def library_versions() -> dict[str, str | None]:
+    return {
+        "python": platform.python_version(),
+        "tensorflow": installed_version("tensorflow", "tensorflow-cpu", "tf-nightly"),
+        "keras": installed_version("keras"),
+        "numpy": installed_version("numpy"),
+        "luigi": installed_version("luigi"),
+    }
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text("utf-8"))
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+
+
+@contextmanager
+def output_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on one output folder while it is written.
+
+    flock is released by the kernel when its holder dies, so a lock left by a
+    killed run is simply taken over by the next one; nobody waits forever.
+    """
+    lock_path = folder.parent / f".{folder.name}.lock"
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            logger.info("waiting for another process writing %s", folder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class PipelineTask(luigi.Task):
+    """Base of every tfpipe task.
+
+    Subclasses set ``stage``, implement :meth:`produce` (write files into the
+    folder, return what to record) and may extend :meth:`fingerprint_components`.
+    """
+
+    workspace = luigi.Parameter(
+        default="workspace", significant=False, description="root folder of all run artefacts"
+    )
+
+    stage: ClassVar[str] = ""
+    # Module run in a TensorFlow subprocess by this task; hashed like the task's own code.
+    worker_module: ClassVar[str | None] = None
+
+    # ----- identity -------------------------------------------------------
+    def run_name(self) -> str:
+        """Readable first part of the folder name."""
+        return self.get_task_family().lower()
+
+    def significant_params(self) -> dict[str, Any]:
+        params = {}
+        for name, param in self.get_params():
+            if param.significant and name not in _NEVER_FINGERPRINTED:
+                params[name] = recursively_unfreeze(self.param_kwargs[name])
+        return params
+
+    def code_modules(self) -> list[str]:
+        modules = [type(self).__module__]
+        if self.worker_module:
+            modules.append(self.worker_module)
+        return modules
+
+    def follow_packages(self) -> list[str]:
+        """Extra top-level packages whose imports count as this task's code (plugins)."""
+        return []
+
+    def upstream(self) -> list[PipelineTask]:
+        return [task for task in flatten(self.requires()) if isinstance(task, PipelineTask)]
+
+    def fingerprint_components(self) -> dict[str, Any]:
+        return {
+            "task": self.get_task_family(),
+            "params": self.significant_params(),
+            "code": code_hashes(self.code_modules(), self.follow_packages()),
+            "upstream": {task.task_id: task.fingerprint() for task in self.upstream()},
+        }
+
+    def fingerprint(self) -> str:
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            cached = self.__dict__["_fingerprint"] = digest(self.fingerprint_components())
+        return cached
+
+    def folder(self) -> Path:
+        return Path(self.workspace) / self.stage / f"{self.run_name()}-{self.fingerprint()}"
+
+    # ----- Luigi protocol -------------------------------------------------
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.folder() / MANIFEST))
+
+    def complete(self) -> bool:
+        manifest = read_manifest(self.folder())
+        return manifest is not None and manifest.get("fingerprint") == self.fingerprint()
+
+    def manifest(self) -> dict[str, Any]:
+        """The completed manifest of this task (run it first)."""
+        manifest = read_manifest(self.folder())
+        if manifest is None:
+            raise TfpipeError(f"{self.task_id} has no manifest in {self.folder()}; run it first")
+        return manifest
+
+    def run(self) -> None:
+        folder = self.folder()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TfpipeError(
+                f"cannot create {folder}: {exc.strerror}. Point TFPIPE_WORKSPACE (or "
+                "--workspace) at a writable folder."
+            ) from exc
+        with output_lock(folder):
+            if self.complete():
+                logger.info("%s was completed by another run meanwhile; reusing it", self.task_id)
+                return
+            started = time.time()
+            record = self.produce(folder) or {}
+            finished = time.time()
+            atomic.write_json(
+                folder / MANIFEST,
+                {
+                    "task": self.get_task_family(),
+                    "task_id": self.task_id,
+                    "stage": self.stage,
+                    "fingerprint": self.fingerprint(),
+                    "components": self.fingerprint_components(),
+                    "run_params": recursively_unfreeze(dict(self.param_kwargs)),
+                    "record": record,
+                    "versions": library_versions(),
+                    "host": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "started": _iso(started),
+                    "finished": _iso(finished),
+                    "duration_s": round(finished - started, 3),
+                },
+            )
+
+    def produce(self, folder: Path) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def on_failure(self, exception: BaseException) -> str:
+        # The scheduler shows this text; a TfpipeError already says what to do.
+        if isinstance(exception, TfpipeError):
+            return f"{type(self).__name__} failed: {exception}"
+        return super().on_failure(exception)
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")

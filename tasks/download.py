@@ -1,0 +1,90 @@
+"""Fetch a pinned remote file: retries with backoff, size and sha256 checks, atomic write."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tasks.datasets import RemoteFile
+from tasks.errors import TfpipeError
+
+logger = logging.getLogger(__name__)
+CHUNK = 1 << 20
+
+
+class ChecksumMismatch(TfpipeError):
+    pass
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download_once(url: str, dest: Path, expected_size: int | None, timeout: float) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "tfpipe"})
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
+            total = expected_size or int(response.headers.get("Content-Length") or 0)
+            done, next_report = 0, 0.1
+            for block in iter(lambda: response.read(CHUNK), b""):
+                out.write(block)
+                done += len(block)
+                if total and done / total >= next_report:
+                    logger.info("downloading %s: %d%% of %.1f MB", url, 100 * done // total, total / 1e6)
+                    next_report += 0.1
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def verify(path: Path, remote: RemoteFile, url: str) -> None:
+    """Raise ChecksumMismatch (and delete the file) unless it is exactly the pinned file."""
+    size = path.stat().st_size
+    problem = None
+    if size != remote.size:
+        problem = f"size {size} bytes, expected {remote.size}"
+    else:
+        actual = sha256_of(path)
+        if actual != remote.sha256:
+            problem = f"sha256 {actual}, expected {remote.sha256}"
+    if problem:
+        head = path.read_bytes()[:64].lstrip().lower()
+        if head.startswith((b"<!doctype", b"<html", b"<?xml")):
+            problem += " (the server sent an HTML page, not the data)"
+        path.unlink(missing_ok=True)
+        raise ChecksumMismatch(f"{url}: {problem}")
+
+
+def fetch(remote: RemoteFile, dest: Path, attempts: int = 3, backoff_s: float = 1.0,
+          timeout_s: float = 60.0) -> str:
+    """Download `remote` to `dest`, trying each URL with retries; return the URL used."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in remote.urls:
+        for attempt in range(1, attempts + 1):
+            try:
+                _download_once(url, dest, remote.size, timeout_s)
+                verify(dest, remote, url)
+                return url
+            except (urllib.error.URLError, OSError, ChecksumMismatch) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                failures.append(f"{url} (attempt {attempt}): {reason}")
+                logger.warning("download failed: %s", failures[-1])
+                if attempt < attempts:
+                    time.sleep(backoff_s * 2 ** (attempt - 1))
+    raise TfpipeError(
+        f"could not download {remote.name}: " + "; ".join(failures)
+        + ". Without internet, put a copy in a mirror folder: set TFPIPE_DATA_MIRROR (or "
+        "data.mirror in your config) to a folder holding <dataset>/" + remote.name
+    )

@@ -1,0 +1,123 @@
+"""The one place that decides what a task's result depends on.
+
+A fingerprint is a short hash of a task's *components*: significant
+parameters, the code that runs (normalised source of the task module, its
+TensorFlow worker module, the plugin module and every project or plugin
+module they import), plugin identity, library versions that change results,
+and the fingerprints of upstream tasks. Manifests store the components, so a
+later run can say which one changed.
+
+Code is hashed from its AST with docstrings removed, so comments, docstrings
+and formatting never cause a rerun. Modules are located without being
+imported: fingerprinting must never import TensorFlow or a plugin.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.machinery
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+# Packages of this project whose modules are followed through imports.
+PROJECT_PACKAGES = frozenset({"tasks", "plugins", "pipelines"})
+DIGEST_LENGTH = 16
+
+
+def digest(value: Any) -> str:
+    """Stable hash of a JSON-able value (dictionary order never matters)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:DIGEST_LENGTH]
+
+
+def locate_module(name: str) -> Path | None:
+    """Path of a module's source file, found without executing any package."""
+    parts = name.split(".")
+    spec = importlib.machinery.PathFinder.find_spec(parts[0])
+    for depth in range(1, len(parts)):
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(
+            ".".join(parts[: depth + 1]), list(spec.submodule_search_locations)
+        )
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(
+                getattr(body[0], "value", None), ast.Constant
+            ) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@lru_cache(maxsize=None)
+def _parse(path: Path, mtime_ns: int, size: int) -> tuple[str, tuple[tuple[int, str | None, str], ...]]:
+    """(hash of normalised AST, imports as (level, module, name)) of one file."""
+    tree = ast.parse(path.read_bytes(), filename=str(path))
+    imports: list[tuple[int, str | None, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports.extend((0, alias.name, "") for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imports.extend((node.level, node.module, alias.name) for alias in node.names)
+    normalised = ast.dump(_strip_docstrings(tree), annotate_fields=False, include_attributes=False)
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()[:DIGEST_LENGTH], tuple(imports)
+
+
+def source_hash(path: Path) -> tuple[str, tuple[tuple[int, str | None, str], ...]]:
+    stat = path.stat()
+    return _parse(path, stat.st_mtime_ns, stat.st_size)
+
+
+def _candidates(module: str, is_package: bool, level: int, target: str | None, name: str) -> list[str]:
+    """Module names an import statement inside `module` may refer to."""
+    if level:
+        package = module if is_package else module.rpartition(".")[0]
+        for _ in range(level - 1):
+            package = package.rpartition(".")[0]
+        base = f"{package}.{target}" if target else package
+    else:
+        base = target or ""
+    names = [base]
+    if name and name != "*":
+        names.append(f"{base}.{name}")
+    return names
+
+
+def code_hashes(modules: Iterable[str], follow: Iterable[str] = ()) -> dict[str, str]:
+    """Map module name -> normalised source hash, following imports transitively.
+
+    Imports are followed into this project's packages and into the top-level
+    packages named in `follow` (a plugin's own package); the standard library
+    and third-party libraries are covered by recorded versions instead.
+    """
+    roots = set(PROJECT_PACKAGES) | set(follow)
+    pending = list(modules)
+    seen: dict[str, str] = {}
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        path = locate_module(module)
+        if path is None:
+            continue
+        file_hash, imports = source_hash(path)
+        seen[module] = file_hash
+        # Importing a.b.c runs a/__init__.py and a/b/__init__.py too.
+        parent = module.rpartition(".")[0]
+        if parent:
+            pending.append(parent)
+        is_package = path.name == "__init__.py"
+        for level, target, name in imports:
+            for candidate in _candidates(module, is_package, level, target, name):
+                if candidate and candidate.split(".")[0] in roots and candidate not in seen:
+                    pending.append(candidate)
+    return dict(sorted(seen.items()))

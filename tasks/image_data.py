@@ -1,0 +1,97 @@
+"""Find, read and validate image datasets in the IDX or npz layout (pure functions)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tasks import idx
+from tasks.datasets import IDX_ROLES, NPZ_KEYS
+from tasks.errors import TfpipeError
+
+
+def _idx_member(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def local_layout(folder: Path) -> dict[str, Path] | None:
+    """The data files in `folder` by role, or None if it holds no complete set.
+
+    Accepts the four IDX files (gzip-compressed or not) or one ``*.npz`` with
+    x_train, y_train, x_test, y_test.
+    """
+    if not folder.is_dir():
+        return None
+    members = {role: _idx_member(folder, name) for role, name in IDX_ROLES.items()}
+    if all(members.values()):
+        return members  # type: ignore[return-value]
+    npz = sorted(folder.glob("*.npz"))
+    if len(npz) == 1:
+        return {"npz": npz[0]}
+    return None
+
+
+def read_arrays(files: dict[str, Path]) -> dict[str, np.ndarray]:
+    """Decode a layout into x_train, y_train, x_test, y_test, validated."""
+    if "npz" in files:
+        path = files["npz"]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [key for key in NPZ_KEYS if key not in data.files]
+                if missing:
+                    raise TfpipeError(f"{path}: npz lacks {', '.join(missing)}; it needs arrays "
+                                      f"{', '.join(NPZ_KEYS)}")
+                arrays = {key: np.asarray(data[key]) for key in NPZ_KEYS}
+        except (OSError, ValueError) as exc:
+            raise TfpipeError(f"{path}: not a readable npz file ({exc})") from exc
+        sources = {key: str(path) for key in NPZ_KEYS}
+    else:
+        arrays = {
+            "x_train": idx.read(files["train_images"]),
+            "y_train": idx.read(files["train_labels"]),
+            "x_test": idx.read(files["test_images"]),
+            "y_test": idx.read(files["test_labels"]),
+        }
+        sources = {"x_train": str(files["train_images"]), "y_train": str(files["train_labels"]),
+                   "x_test": str(files["test_images"]), "y_test": str(files["test_labels"])}
+    validate(arrays, sources)
+    return arrays
+
+
+def validate(arrays: dict[str, np.ndarray], sources: dict[str, str]) -> None:
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim not in (3, 4):
+            raise TfpipeError(f"{sources[f'x_{split}']}: images must have shape (count, height, width"
+                              f"[, channels]), got {x.shape}")
+        if y.ndim != 1:
+            raise TfpipeError(f"{sources[f'y_{split}']}: labels must be one-dimensional, got {y.shape}")
+        if len(x) != len(y):
+            raise TfpipeError(f"{split} set: {len(x)} images in {sources[f'x_{split}']} but "
+                              f"{len(y)} labels in {sources[f'y_{split}']}")
+        if len(x) == 0:
+            raise TfpipeError(f"{sources[f'x_{split}']}: the {split} set is empty")
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise TfpipeError(f"{sources[f'y_{split}']}: labels must be non-negative integers")
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        raise TfpipeError(f"train images are {arrays['x_train'].shape[1:]} but test images are "
+                          f"{arrays['x_test'].shape[1:]} ({sources['x_test']})")
+
+
+def scale_images(images: np.ndarray) -> np.ndarray:
+    """uint8 (n, h, w[, c]) -> float32 (n, h, w, c) in [0, 1]."""
+    images = images.astype(np.float32) / 255.0
+    return images[..., np.newaxis] if images.ndim == 3 else images
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, size: int, seed: int):
+    """Hold out `size` random training samples (seeded) as the validation set."""
+    if not 0 < size < len(x):
+        raise TfpipeError(f"validation_size={size} must be between 1 and {len(x) - 1} (the training "
+                          f"set has {len(x)} samples); set image.validation_size in your config")
+    order = np.random.default_rng(seed).permutation(len(x))
+    train, val = order[size:], order[:size]
+    return (x[train], y[train]), (x[val], y[val])

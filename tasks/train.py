@@ -1,0 +1,76 @@
+"""Training stage of the image path (the work runs in tasks.train_tf, a TF subprocess)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import luigi
+from luigi.util import requires
+
+from plugins import registry
+from tasks.base import PipelineTask, library_versions
+from tasks.child import run_worker
+from tasks.data import PreprocessImages
+from tasks.errors import TfpipeError
+
+
+def plugin_info(name: str) -> registry.PluginInfo:
+    try:
+        return registry.get("models", name)
+    except registry.PluginError as exc:
+        raise TfpipeError(str(exc)) from exc
+
+
+class ModelTask(PipelineTask):
+    """A task whose result depends on a model plugin: its identity and code join the fingerprint."""
+
+    model = luigi.Parameter(description="name of a tfpipe.models plugin")
+
+    def follow_packages(self) -> list[str]:
+        return [plugin_info(self.model).top_package]
+
+    def code_modules(self) -> list[str]:
+        return super().code_modules() + [plugin_info(self.model).module]
+
+    def fingerprint_components(self) -> dict[str, Any]:
+        components = super().fingerprint_components()
+        components["plugin"] = plugin_info(self.model).identity()
+        tf_version = library_versions()["tensorflow"] or "none"
+        components["tensorflow"] = ".".join(tf_version.split(".")[:2])  # a minor upgrade may change results
+        return components
+
+
+@requires(PreprocessImages)
+class TrainImageModel(ModelTask):
+    """Reads the preprocessed splits; trains the model plugin; writes checkpoints, history,
+    TensorBoard logs and the exported model. Resumes from its newest checkpoint."""
+
+    stage = "train"
+    worker_module = "tasks.train_tf"
+
+    model_params = luigi.DictParameter(default={}, description="overrides of the plugin's hyper-parameters")
+    steps = luigi.IntParameter(default=6000)
+    batch_size = luigi.IntParameter(default=50)
+    learning_rate = luigi.FloatParameter(default=1e-3)
+    seed = luigi.IntParameter(default=1)
+    # How often to checkpoint and whether ops are deterministic do not change what is learnt.
+    checkpoint_every = luigi.IntParameter(default=500, significant=False)
+    deterministic = luigi.BoolParameter(default=False, significant=False)
+
+    def run_name(self) -> str:
+        return f"{self.dataset}-{self.model}"
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        request = {
+            "data_dir": str(self.requires().folder()),
+            "out_dir": str(folder),
+            "model": self.model,
+            "model_params": self.significant_params()["model_params"],
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "checkpoint_every": self.checkpoint_every,
+            "seed": self.seed,
+            "deterministic": self.deterministic,
+        }
+        return run_worker(self, self.worker_module, request, folder)
