@@ -8,7 +8,6 @@ and ``saved_model/``. Restarts resume from the newest checkpoint.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,9 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     optimizer.build(model.trainable_variables)
 
     step = tf.Variable(0, dtype=tf.int64, name="step")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    # Keras 3 models expose no checkpoint dependencies of their own: list every model
+    # variable (trainable or not) explicitly so nothing is silently left out.
+    checkpoint = tf.train.Checkpoint(model_variables=list(model.variables), optimizer=optimizer, step=step)
     manager = tf.train.CheckpointManager(checkpoint, str(out / "checkpoints"), max_to_keep=3)
     resumed_from = 0
     if manager.latest_checkpoint:
@@ -108,10 +109,13 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
 
     def record(current: int) -> dict[str, float]:
         nonlocal window_loss, window_correct, window_steps
-        loss = float(tf.add_n(window_loss)) / window_steps
+        losses = tf.stack(window_loss).numpy()
+        if not np.isfinite(losses).all():
+            first = int(np.argmin(np.isfinite(losses)))
+            raise _diverged(current - window_steps + first + 1, float(losses[first]),
+                            request["learning_rate"], last_checkpoint)
+        loss = float(losses.mean())
         accuracy = float(tf.add_n(window_correct)) / (window_steps * batch_size)
-        if not math.isfinite(loss):
-            raise _diverged(current, loss, request["learning_rate"], last_checkpoint)
         window_loss, window_correct, window_steps = [], [], 0
         history["train"].append({"step": current, "loss": loss, "accuracy": accuracy})
         with writers["train"].as_default():

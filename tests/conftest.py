@@ -1,0 +1,100 @@
+"""Shared fixtures: tiny generated datasets and a real `luigi` command line."""
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks import idx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_image_set(num_train: int = 400, num_test: int = 100, num_classes: int = 4, size: int = 12,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """A learnable toy dataset: class k lights up band k of the image, plus noise."""
+    rng = np.random.default_rng(seed)
+
+    def images(labels: np.ndarray) -> np.ndarray:
+        x = rng.integers(0, 60, size=(len(labels), size, size))
+        band = size // num_classes
+        for i, label in enumerate(labels):
+            x[i, label * band:(label + 1) * band, :] += 180
+        return np.clip(x, 0, 255).astype(np.uint8)
+
+    y_train = rng.integers(0, num_classes, num_train).astype(np.uint8)
+    y_test = rng.integers(0, num_classes, num_test).astype(np.uint8)
+    return {"x_train": images(y_train), "y_train": y_train, "x_test": images(y_test), "y_test": y_test}
+
+
+def write_idx_folder(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
+             "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
+    for key, name in names.items():
+        (folder / name).write_bytes(gzip.compress(idx.encode(arrays[key])))
+    return folder
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Path:
+    """A data mirror holding a tiny IDX dataset named `tiny`."""
+    root = tmp_path / "mirror"
+    write_idx_folder(root / "tiny", make_image_set())
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return tmp_path / "workspace"
+
+
+class LuigiRun:
+    def __init__(self, completed: subprocess.CompletedProcess, started: float):
+        self.returncode = completed.returncode
+        self.output = completed.stdout + completed.stderr
+        self.started = started
+
+    def __repr__(self) -> str:
+        return f"exit {self.returncode}\n{self.output[-6000:]}"
+
+
+def luigi_env(workspace: Path, mirror: Path | None, extra_path: list[Path] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["TFPIPE_WORKSPACE"] = str(workspace)
+    if mirror is not None:
+        env["TFPIPE_DATA_MIRROR"] = str(mirror)
+    if extra_path:
+        env["PYTHONPATH"] = os.pathsep.join([*map(str, extra_path), env.get("PYTHONPATH", "")])
+    return env
+
+
+def run_luigi(args: list[str], workspace: Path, mirror: Path | None = None,
+              extra_path: list[Path] | None = None, timeout: float = 600) -> LuigiRun:
+    """Run the real `luigi` command line from the project root (so luigi.cfg applies)."""
+    started = time.time()
+    command = [sys.executable, "-m", "luigi", "--module", "pipelines", *args, "--local-scheduler"]
+    completed = subprocess.run(command, cwd=ROOT, env=luigi_env(workspace, mirror, extra_path),
+                               capture_output=True, text=True, timeout=timeout)
+    return LuigiRun(completed, started)
+
+
+def manifests(workspace: Path, stage: str) -> list[Path]:
+    return sorted((workspace / stage).glob("*/manifest.json"))
+
+
+def stages_written_since(workspace: Path, since: float) -> set[str]:
+    """Stages with a manifest written after `since`: the tasks that ran."""
+    return {path.parent.parent.name for path in workspace.glob("*/*/manifest.json")
+            if path.stat().st_mtime >= since}
+
+
+# Small, fast training settings for end-to-end tests.
+TINY = ["--dataset", "tiny", "--steps", "60", "--batch-size", "20", "--checkpoint-every", "20",
+        "--validation-size", "50"]

@@ -1,0 +1,65 @@
+import subprocess
+import sys
+
+import pytest
+
+from plugins import registry
+from tests.conftest import ROOT, luigi_env
+from tests.plugin_fixtures import install_fake_distribution, install_tiny_model
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+def test_builtins_are_found_from_metadata_with_their_distribution():
+    found = {info.name: info for info in registry.find("models")}
+    assert {"mlp", "cnn"} <= set(found)
+    assert found["cnn"].distribution == "tfpipe" and found["cnn"].module == "plugins.models.cnn"
+
+
+def test_out_of_tree_plugin_is_found_and_loaded(site):
+    install_tiny_model(site)
+    info = registry.get("models", "tiny_mlp")
+    assert (info.distribution, info.version) == ("tfpipe-tinymodel", "0.3.1")
+    assert registry.load("models", "tiny_mlp").DEFAULTS == {"width": 16}
+
+
+def test_broken_plugin_is_named_and_does_not_hide_others(site):
+    install_fake_distribution(site, "tfpipe-broken", "1.0", {"brokenplug.py": "import no_such_module\n"},
+                              {"tfpipe.models": {"broken": "brokenplug"}})
+    with pytest.raises(registry.FailedToLoadPlugin,
+                       match=r"'broken' \(brokenplug\) from distribution tfpipe-broken 1.0: "
+                             r"ModuleNotFoundError: No module named 'no_such_module'"):
+        registry.load("models", "broken")
+    assert registry.load("models", "mlp").KIND == "image_classifier"
+    assert "broken" in [info.name for info in registry.find("models")]
+
+
+def test_plugin_missing_required_attributes(site):
+    install_fake_distribution(site, "tfpipe-half", "1.0", {"halfplug.py": "KIND = 'image_classifier'\n"},
+                              {"tfpipe.models": {"half": "halfplug"}})
+    with pytest.raises(registry.FailedToLoadPlugin, match="lacks DEFAULTS, build"):
+        registry.load("models", "half")
+
+
+def test_unknown_name_lists_installed():
+    with pytest.raises(registry.UnknownPlugin, match=r"no models plugin named 'resnet'.*installed: .*cnn, .*mlp"):
+        registry.get("models", "resnet")
+
+
+def test_plugins_command_lists_third_party_without_importing_tensorflow(tmp_path):
+    site = install_tiny_model(tmp_path / "site")
+    code = ("import sys, runpy; sys.argv = ['pipelines', 'plugins'];\n"
+            "try:\n    runpy.run_module('pipelines', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('TF-IMPORTED' if 'tensorflow' in sys.modules else 'TF-FREE')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env=luigi_env(tmp_path / "ws", None, [site]), check=True).stdout
+    assert "tiny_mlp" in out and "tfpipe-tinymodel 0.3.1" in out
+    assert "cnn" in out and "tfpipe 0.1.0" in out
+    assert out.strip().endswith("TF-FREE")
