@@ -66,7 +66,7 @@ def test_failures_exit_non_zero_with_one_clear_message(workspace, mirror, tmp_pa
 
     diverged = run_luigi(["ImageRun", *TINY, "--model", "mlp", "--learning-rate", "1e30"], workspace, mirror)
     assert diverged.returncode == 30, diverged  # [retcode] task_failed
-    assert "training diverged" in diverged.output and "lower image.learning_rate" in diverged.output
+    assert "training diverged" in diverged.output and "lower the learning rate" in diverged.output
     assert manifests(workspace, "train") == []  # nothing half-done looks complete
 
 

@@ -61,7 +61,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_
     assert rerun.returncode == 0, rerun
     record = json.loads(manifests(killed_ws, "train")[0].read_text())["record"]
     assert 0 < record["resumed_from"] < 4000
-    assert f"resuming mlp from checkpoint at step {record['resumed_from']}" in rerun.output
+    assert f"train mlp: resuming from checkpoint at step {record['resumed_from']}" in rerun.output
     assert record["final_step"] == 4000
 
     reference, resumed = final_weights(reference_ws), final_weights(killed_ws)

@@ -1,0 +1,119 @@
+"""The training loop every TensorFlow training worker shares (imported only in workers).
+
+It owns what must behave the same on every path: checkpoints (every model
+variable, the optimizer and the step; batch order is a function of the step,
+so nothing else is needed to resume), resuming from the newest checkpoint,
+history.json, TensorBoard scalars, progress events and divergence checks.
+A worker supplies the compiled train step, the batches and a validation pass.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from tasks import atomic
+from tasks.errors import TfpipeError
+from tasks.worker import Progress, emit
+
+
+def load_history(path: Path, upto_step: int) -> dict[str, list[dict[str, float]]]:
+    """History up to the restored step: entries a crashed run wrote past it are dropped."""
+    try:
+        history = json.loads(path.read_text("utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"train": [], "validation": []}
+    return {key: [row for row in rows if row["step"] <= upto_step] for key, rows in history.items()}
+
+
+class TrainingLoop:
+    """Checkpointed, resumable training of `model` with `optimizer` into folder `out`."""
+
+    def __init__(self, out: Path, model: Any, optimizer: Any, label: str, checkpoint_every: int,
+                 learning_rate: float, max_to_keep: int = 3):
+        import tensorflow as tf
+
+        self.tf, self.out, self.label = tf, Path(out), label
+        self.checkpoint_every, self.learning_rate = checkpoint_every, learning_rate
+        self.step = tf.Variable(0, dtype=tf.int64, name="step")
+        # Keras 3 models expose no checkpoint dependencies of their own: list every model
+        # variable (trainable or not) explicitly so nothing is silently left out.
+        self.checkpoint = tf.train.Checkpoint(model_variables=list(model.variables), optimizer=optimizer,
+                                              step=self.step)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.out / "checkpoints"),
+                                                  max_to_keep=max_to_keep)
+        self.resumed_from = 0
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            self.resumed_from = int(self.step.numpy())
+            emit("log", message=f"{label}: resuming from checkpoint at step {self.resumed_from}")
+        self.history = load_history(self.out / "history.json", self.resumed_from)
+        self.writers = {name: tf.summary.create_file_writer(str(self.out / "tensorboard" / name))
+                        for name in ("train", "validation")}
+
+    def _scalars(self, split: str, step: int, values: dict[str, float]) -> None:
+        with self.writers[split].as_default():
+            for key, value in values.items():
+                self.tf.summary.scalar(key, value, step=step)
+
+    def run(self, train_step: Callable[[Any], dict[str, Any]], batches: Iterable[Any], total_steps: int,
+            validate: Callable[[], dict[str, float]], units_per_step: int, unit: str = "samples",
+            log_every: int = 100) -> dict[str, Any]:
+        """Run steps resumed_from+1..total_steps; train_step(batch) returns per-step metric tensors."""
+        progress = Progress(total_steps, self.label, start=self.resumed_from)
+        window: dict[str, list[Any]] = {}
+        last_checkpoint = current = self.resumed_from
+        log_every = max(1, min(log_every, self.checkpoint_every))
+        started = time.perf_counter()
+        for batch in batches:
+            for key, value in train_step(batch).items():
+                window.setdefault(key, []).append(value)
+            current += 1
+            at_checkpoint = current % self.checkpoint_every == 0 or current == total_steps
+            if current % log_every and not at_checkpoint:
+                continue
+            metrics = self._close_window(window, current, last_checkpoint)
+            window = {}
+            self.history["train"].append({"step": current, **metrics})
+            self._scalars("train", current, metrics)
+            elapsed = time.perf_counter() - started
+            metrics[f"{unit}_per_s"] = (current - self.resumed_from) * units_per_step / elapsed
+            if at_checkpoint:
+                validation = validate()
+                self.history["validation"].append({"step": current, **validation})
+                self._scalars("validation", current, validation)
+                self.manager.save(checkpoint_number=current)
+                atomic.write_json(self.out / "history.json", self.history)
+                last_checkpoint = current
+                metrics.update({f"val_{key}": value for key, value in validation.items()})
+            progress.update(current, force=at_checkpoint, **metrics)
+        seconds = time.perf_counter() - started
+        for writer in self.writers.values():
+            writer.flush()
+        final_step = int(self.step.numpy())
+        if self.manager.latest_checkpoint is None or final_step != last_checkpoint:
+            self.manager.save(checkpoint_number=final_step)
+        done = total_steps - self.resumed_from
+        last_validation = self.history["validation"][-1] if self.history["validation"] else {}
+        return {
+            "final_step": final_step,
+            "resumed_from": self.resumed_from,
+            "train_seconds": round(seconds, 2),
+            f"{unit}_per_s": round(done * units_per_step / seconds, 1) if done > 0 and seconds > 0 else None,
+            **{f"val_{key}": value for key, value in last_validation.items() if key != "step"},
+        }
+
+    def _close_window(self, window: dict[str, list[Any]], current: int, last_checkpoint: int) -> dict[str, float]:
+        """Mean of each metric over the steps since the last log; stop on a non-finite loss."""
+        losses = np.asarray(self.tf.stack(window["loss"]))
+        if not np.isfinite(losses).all():
+            first = int(np.argmin(np.isfinite(losses)))
+            raise TfpipeError(
+                f"training diverged: loss is {losses[first]} at step {current - len(losses) + first + 1} "
+                f"(learning_rate={self.learning_rate}); lower the learning rate (learning_rate in your "
+                f"config, or --learning-rate) and rerun. Nothing past step {last_checkpoint} was "
+                f"checkpointed.")
+        return {key: float(np.mean(self.tf.stack(values))) for key, values in window.items()}
