@@ -46,6 +46,24 @@ class RunTask(PipelineTask):
             self.__dict__["_config"] = cfg.resolve(self.config)
         return self.__dict__["_config"]
 
+    def merged_config(self) -> cfg.Config | None:
+        """Files plus command line, once requires() has resolved them."""
+        return self.__dict__.get("_merged")
+
+    def config_origins(self):
+        """Lookup: stage parameter name -> where its value was set (for `explain`)."""
+        configs = [run.merged_config() for run in [self, *flatten(self.requires())]
+                   if isinstance(run, RunTask) and run.merged_config() is not None]
+
+        def origin_of(param: str) -> str | None:
+            for config in configs:
+                for key, where in config.origins.items():
+                    if key.split(".", 1)[1] == param or (param == "model_params" and key.startswith("models.")):
+                        return f"{key} at {where}"
+            return None
+
+        return origin_of
+
     def summary(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -93,6 +111,7 @@ class ImageRun(RunTask):
             return self.__dict__["_evaluate"]
         overrides = {key: getattr(self, key) for key in cfg.SCHEMA["image"]}
         config = cfg.apply_overrides(self.resolved_config(), "image", overrides)
+        self.__dict__["_merged"] = config
         image = config.values["image"]
         try:
             registry.get("models", image["model"])

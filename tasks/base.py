@@ -105,6 +105,10 @@ class PipelineTask(luigi.Task):
         """Readable first part of the folder name."""
         return self.get_task_family().lower()
 
+    def label(self) -> str:
+        """Stable, readable name of this task: family and run name (no hash)."""
+        return f"{self.get_task_family()}/{self.run_name()}"
+
     def significant_params(self) -> dict[str, Any]:
         params = {}
         for name, param in self.get_params():
@@ -130,7 +134,7 @@ class PipelineTask(luigi.Task):
             "task": self.get_task_family(),
             "params": self.significant_params(),
             "code": code_hashes(self.code_modules(), self.follow_packages()),
-            "upstream": {task.task_id: task.fingerprint() for task in self.upstream()},
+            "upstream": {task.label(): task.fingerprint() for task in self.upstream()},
         }
 
     def fingerprint(self) -> str:

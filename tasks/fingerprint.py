@@ -16,10 +16,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.machinery
+import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
+
+from tasks.errors import TfpipeError
 
 # Packages of this project whose modules are followed through imports.
 PROJECT_PACKAGES = frozenset({"tasks", "plugins", "pipelines"})
@@ -35,7 +38,12 @@ def digest(value: Any) -> str:
 def locate_module(name: str) -> Path | None:
     """Path of a module's source file, found without executing any package."""
     parts = name.split(".")
-    spec = importlib.machinery.PathFinder.find_spec(parts[0])
+    try:
+        # A top-level lookup asks every finder on sys.meta_path (editable installs
+        # add their own) without executing anything.
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return None
     for depth in range(1, len(parts)):
         if spec is None or not spec.submodule_search_locations:
             return None
@@ -101,6 +109,11 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = ()) -> dict[str,
     """
     roots = set(PROJECT_PACKAGES) | set(follow)
     pending = list(modules)
+    missing = [module for module in pending if locate_module(module) is None]
+    if missing:
+        # A result must never be keyed without its code: fail loudly instead.
+        raise TfpipeError(f"cannot find the source of {', '.join(missing)} to fingerprint it; is the "
+                          "package installed (pip install -e .) and importable?")
     seen: dict[str, str] = {}
     while pending:
         module = pending.pop()

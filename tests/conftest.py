@@ -76,13 +76,19 @@ def luigi_env(workspace: Path, mirror: Path | None, extra_path: list[Path] | Non
 
 
 def run_luigi(args: list[str], workspace: Path, mirror: Path | None = None,
-              extra_path: list[Path] | None = None, timeout: float = 600) -> LuigiRun:
+              extra_path: list[Path] | None = None, timeout: float = 600, cwd: Path = ROOT) -> LuigiRun:
     """Run the real `luigi` command line from the project root (so luigi.cfg applies)."""
     started = time.time()
     command = [sys.executable, "-m", "luigi", "--module", "pipelines", *args, "--local-scheduler"]
-    completed = subprocess.run(command, cwd=ROOT, env=luigi_env(workspace, mirror, extra_path),
+    completed = subprocess.run(command, cwd=cwd, env=luigi_env(workspace, mirror, extra_path),
                                capture_output=True, text=True, timeout=timeout)
     return LuigiRun(completed, started)
+
+
+def written_since(workspace: Path, since: float) -> set[str]:
+    """`stage/name` of every task folder whose manifest was written after `since`."""
+    return {f"{path.parent.parent.name}/{path.parent.name.rsplit('-', 1)[0]}"
+            for path in workspace.glob("*/*/manifest.json") if path.stat().st_mtime >= since}
 
 
 def manifests(workspace: Path, stage: str) -> list[Path]:

@@ -16,8 +16,12 @@ def test_image_run_trains_evaluates_and_reports(workspace, mirror):
     for stage in ("download", "preprocess", "train", "evaluate", "runs"):
         assert len(manifests(workspace, stage)) == 1, stage
     train_dir = manifests(workspace, "train")[0].parent
-    record = json.loads((train_dir / "manifest.json").read_text())["record"]
+    manifest = json.loads((train_dir / "manifest.json").read_text())
+    record = manifest["record"]
     assert record["final_step"] == 60 and record["resumed_from"] == 0
+    # Under the real `luigi` command the code that runs is what the fingerprint hashes.
+    assert {"tasks.train", "tasks.train_tf", "tasks.loop_tf", "plugins.models.mlp"} <= set(manifest["components"]["code"])
+    assert "plugins.models.cnn" not in manifest["components"]["code"]
     assert (train_dir / "saved_model").is_dir() and (train_dir / "model.keras").is_file()
     assert list((train_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
     history = json.loads((train_dir / "history.json").read_text())
