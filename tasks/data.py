@@ -6,16 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import luigi
-import numpy as np
 from luigi.util import requires
 
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.content import cached_sha256
-from tasks.datasets import IMAGE_DATASETS
+from tasks.datasets import IMAGE_DATASETS, local_layout
 from tasks.download import fetch
 from tasks.errors import TfpipeError
-from tasks.image_data import local_layout, read_arrays, scale_images, split_validation
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +67,8 @@ class DownloadImageDataset(PipelineTask):
         return components
 
     def produce(self, folder: Path) -> dict[str, Any]:
+        from tasks.image_data import read_arrays  # numpy stays out of a no-op rerun
+
         local = self.local_files()
         if local:
             read_arrays(local)  # validate before copying: a bad mirror file fails here, by name
@@ -105,6 +105,10 @@ class PreprocessImages(PipelineTask):
         return self.dataset
 
     def produce(self, folder: Path) -> dict[str, Any]:
+        import numpy as np
+
+        from tasks.image_data import read_arrays, scale_images, split_validation
+
         raw = local_layout(self.requires().folder())
         if raw is None:
             raise TfpipeError(f"{self.requires().folder()} holds no dataset files; delete that folder and rerun")

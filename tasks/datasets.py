@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 KERAS_MIRROR = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
@@ -72,3 +73,27 @@ IMAGE_DATASETS = {
                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     ),
 }
+
+
+def _idx_member(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def local_layout(folder: Path) -> dict[str, Path] | None:
+    """The data files in `folder` by role, or None if it holds no complete set.
+
+    Accepts the four IDX files (gzip-compressed or not) or one ``*.npz`` with
+    x_train, y_train, x_test, y_test.
+    """
+    if not folder.is_dir():
+        return None
+    members = {role: _idx_member(folder, name) for role, name in IDX_ROLES.items()}
+    if all(members.values()):
+        return members  # type: ignore[return-value]
+    npz = sorted(folder.glob("*.npz"))
+    if len(npz) == 1:
+        return {"npz": npz[0]}
+    return None

@@ -5,7 +5,8 @@ import pytest
 
 from tasks import idx
 from tasks.errors import TfpipeError
-from tasks.image_data import local_layout, read_arrays, scale_images, split_validation
+from tasks.datasets import local_layout
+from tasks.image_data import read_arrays, scale_images, split_validation
 from tests.conftest import make_image_set, write_idx_folder
 
 

@@ -1,0 +1,67 @@
+"""The plain alternative: a hand-written Keras script for the MNIST-family protocol.
+
+python bench/plain_keras_image.py --data /usr/share/datasets/fashion-mnist --model cnn --steps 1000
+
+Loads the IDX files with numpy, trains with model.fit (Adam, batch 50), evaluates on
+the test set and prints one JSON line with accuracy and throughput.
+"""
+import argparse
+import gzip
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load(folder: Path, name: str, offset: int) -> np.ndarray:
+    with gzip.open(folder / name) as handle:
+        return np.frombuffer(handle.read(), np.uint8, offset=offset)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model", choices=["mlp", "cnn"], required=True)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--validation-size", type=int, default=5000)
+    args = parser.parse_args()
+
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(1)
+    x = load(args.data, "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1).astype("float32") / 255
+    y = load(args.data, "train-labels-idx1-ubyte.gz", 8).astype("int32")
+    x_test = load(args.data, "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1).astype("float32") / 255
+    y_test = load(args.data, "t10k-labels-idx1-ubyte.gz", 8).astype("int32")
+    x, y = x[args.validation_size:], y[args.validation_size:]  # same amount of training data as tfpipe
+
+    if args.model == "mlp":
+        body = [layers.Flatten(), layers.Dense(100, activation="relu")]
+    else:
+        body = [layers.Conv2D(32, 5, padding="same", activation="relu"), layers.MaxPooling2D(2),
+                layers.Conv2D(64, 5, padding="same", activation="relu"), layers.MaxPooling2D(2),
+                layers.Flatten(), layers.Dense(1024, activation="relu")]
+    model = keras.Sequential([keras.Input((28, 28, 1)), *body, layers.Dense(10)])
+    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    steps_per_epoch = len(x) // args.batch_size
+    epochs = -(-args.steps // steps_per_epoch)
+    started = time.perf_counter()
+    # Exactly `steps` batches: whole epochs, the last one cut short.
+    dataset = (__import__("tensorflow").data.Dataset.from_tensor_slices((x, y))
+               .shuffle(len(x), seed=1).batch(args.batch_size, drop_remainder=True).repeat().take(args.steps)
+               .prefetch(-1))
+    model.fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=0)
+    seconds = time.perf_counter() - started
+    loss, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+    print(json.dumps({"model": args.model, "steps": args.steps, "epochs_touched": epochs,
+                      "test_accuracy": accuracy, "test_loss": loss, "train_seconds": seconds,
+                      "samples_per_s": args.steps * args.batch_size / seconds}))
+
+
+if __name__ == "__main__":
+    main()
