@@ -62,6 +62,13 @@ def _is_complete(task: luigi.Task) -> bool:
 def _reason(worker: Any, failures: list[str], sets: dict[str, set]) -> str:
     if failures:
         return failures[0]
+    # complete() raised while scheduling: luigi logged the traceback but passed no exception on.
+    for task in sets.get("scheduling_error", ()):
+        try:
+            task.complete()
+            task.deps()
+        except Exception as exc:
+            return f"{task.task_id}: {one_line(str(exc)) or type(exc).__name__}"
     # Failed elsewhere (another worker under luigid) or disabled: ask the scheduler.
     for task in reversed(list(worker._scheduled_tasks.values())):
         if _is_complete(task):
@@ -83,9 +90,12 @@ def run(argv: list[str]) -> int:
         codes = retcode()
     failures: list[str] = []
 
-    @luigi.Task.event_handler(luigi.Event.FAILURE)
     def _remember(task: luigi.Task, exception: BaseException) -> None:
         failures.append(f"{task.task_id}: {one_line(str(exception)) or type(exception).__name__}")
+
+    # FAILURE: run() raised; BROKEN_TASK: complete() or requires() raised while scheduling.
+    luigi.Task.event_handler(luigi.Event.FAILURE)(_remember)
+    luigi.Task.event_handler(luigi.Event.BROKEN_TASK)(_remember)
 
     try:
         worker = luigi.interface._run(argv).worker

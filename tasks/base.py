@@ -99,9 +99,11 @@ class PipelineTask(luigi.Task):
         default="workspace", significant=False, description="root folder of all run artefacts"
     )
 
-    # A failure disables the task in the scheduler at once instead of retrying it later, so
-    # every worker waiting on it (luigi.cfg [worker] keep_alive) ends instead of waiting forever.
-    retry_count = 1
+    # The scheduler retries a failed task once (after [scheduler] retry_delay), then disables
+    # it, so every worker waiting on it (luigi.cfg [worker] keep_alive) ends instead of waiting
+    # forever. The retry matters when a worker is killed: the scheduler counts its running
+    # task as failed, and a waiting worker resumes it from its checkpoint.
+    retry_count = 2
 
     stage: ClassVar[str] = ""
     # Module run in a TensorFlow subprocess by this task; hashed like the task's own code.
