@@ -32,6 +32,9 @@ from tasks.fingerprint import code_hashes, digest
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+# One line per process that started producing a folder (pid, host, time): the task's own
+# count of how often it ran, kept across crashes and resumes.
+ATTEMPTS = "attempts.jsonl"
 # Parameters that say where or how a task runs, never what it computes.
 _NEVER_FINGERPRINTED = frozenset({"workspace"})
 
@@ -95,6 +98,12 @@ class PipelineTask(luigi.Task):
     workspace = luigi.Parameter(
         default="workspace", significant=False, description="root folder of all run artefacts"
     )
+
+    # The scheduler retries a failed task once (after [scheduler] retry_delay), then disables
+    # it, so every worker waiting on it (luigi.cfg [worker] keep_alive) ends instead of waiting
+    # forever. The retry matters when a worker is killed: the scheduler counts its running
+    # task as failed, and a waiting worker resumes it from its checkpoint.
+    retry_count = 2
 
     stage: ClassVar[str] = ""
     # Module run in a TensorFlow subprocess by this task; hashed like the task's own code.
@@ -175,6 +184,7 @@ class PipelineTask(luigi.Task):
                 logger.info("%s was completed by another run meanwhile; reusing it", self.task_id)
                 return
             started = time.time()
+            attempts = _record_attempt(folder, started)
             record = self.produce(folder) or {}
             finished = time.time()
             atomic.write_json(
@@ -193,6 +203,7 @@ class PipelineTask(luigi.Task):
                     "started": _iso(started),
                     "finished": _iso(finished),
                     "duration_s": round(finished - started, 3),
+                    "attempts": attempts,
                 },
             )
 
@@ -204,6 +215,19 @@ class PipelineTask(luigi.Task):
         if isinstance(exception, TfpipeError):
             return f"{type(self).__name__} failed: {exception}"
         return super().on_failure(exception)
+
+
+def _record_attempt(folder: Path, started: float) -> int:
+    """Append this process to the folder's attempts log (under the output lock); return the count."""
+    path = folder / ATTEMPTS
+    line = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _iso(started),
+                       "started_ts": started})
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    with open(path, encoding="utf-8") as handle:
+        return sum(1 for text in handle if text.strip())
 
 
 def _iso(timestamp: float) -> str:

@@ -1,0 +1,122 @@
+"""Luigi's command line with exit codes a timer, cron or monitoring can act on.
+
+``python -m pipelines run TASK [luigi options]`` runs like ``luigi --module
+pipelines TASK`` and keeps luigi's [retcode] codes, with two differences:
+
+* it exits 0 when the requested task is complete at the end, also when another
+  worker (under luigid) ran some of its tasks while this run waited (plain
+  ``luigi`` reports that as "already running");
+* when it fails, its last stderr line is one line saying why:
+  ``tfpipe: FAILED (exit 30): ScheduledRun(date=2024-05-01): TrainImageModel failed: ...``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import luigi
+import luigi.execution_summary as summary
+import luigi.interface
+from luigi.cmdline_parser import CmdlineParser
+from luigi.retcodes import retcode
+
+logger = logging.getLogger(__name__)
+_MAX_REASON = 500
+
+
+def one_line(text: str) -> str:
+    """The line of a failure explanation that says what went wrong."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    # luigi's default explanation is "Runtime error:" + traceback: the exception is the last line.
+    line = lines[-1] if lines[0].lower().startswith(("runtime error", "traceback")) else lines[0]
+    return line[:_MAX_REASON]
+
+
+def _exit_code(codes: Any, sets: dict[str, set], root: luigi.Task) -> int:
+    """luigi.retcodes.run_with_retcodes's rule."""
+    def has(status: str) -> bool:
+        return bool(sets.get(status))
+
+    code = max(
+        codes.missing_data * has("still_pending_ext"),
+        codes.task_failed * has("failed"),
+        codes.already_running * has("run_by_other_worker"),
+        codes.scheduling_error * has("scheduling_error"),
+        codes.not_run * has("not_run"),
+    )
+    if code == 0 and root not in sets["completed"] and root not in sets["already_done"]:
+        code = codes.not_run
+    return code or codes.not_run  # the root is incomplete: never report success
+
+
+def _is_complete(task: luigi.Task) -> bool:
+    try:
+        return bool(task.complete())
+    except Exception:  # a broken complete() is reported by luigi's own summary
+        return False
+
+
+def _reason(worker: Any, failures: list[str], sets: dict[str, set]) -> str:
+    if failures:
+        return failures[0]
+    # complete() raised while scheduling: luigi logged the traceback but passed no exception on.
+    for task in sets.get("scheduling_error", ()):
+        try:
+            task.complete()
+            task.deps()
+        except Exception as exc:
+            return f"{task.task_id}: {one_line(str(exc)) or type(exc).__name__}"
+    # Failed elsewhere (another worker under luigid) or disabled: ask the scheduler.
+    for task in reversed(list(worker._scheduled_tasks.values())):
+        if _is_complete(task):
+            continue
+        try:
+            error = worker._scheduler.fetch_error(task.task_id).get("error") or ""
+        except Exception:  # scheduler gone: fall back to luigi's summary
+            break
+        if error.strip():
+            return f"{task.task_id}: {one_line(error)}"
+    status = summary._tasks_status(sets)
+    return summary._create_one_line_summary(status).strip() or status.name
+
+
+def run(argv: list[str]) -> int:
+    """Run `luigi --module pipelines` with `argv`; return the exit code (see module doc)."""
+    argv = ["--module", "pipelines", *argv]
+    with CmdlineParser.global_instance(argv):
+        codes = retcode()
+    failures: list[str] = []
+
+    def _remember(task: luigi.Task, exception: BaseException) -> None:
+        failures.append(f"{task.task_id}: {one_line(str(exception)) or type(exception).__name__}")
+
+    # FAILURE: run() raised; BROKEN_TASK: complete() or requires() raised while scheduling.
+    luigi.Task.event_handler(luigi.Event.FAILURE)(_remember)
+    luigi.Task.event_handler(luigi.Event.BROKEN_TASK)(_remember)
+
+    try:
+        worker = luigi.interface._run(argv).worker
+    except luigi.interface.PidLockAlreadyTakenExit:
+        return fail(codes.already_running, "ALREADY RUNNING",
+                    "the same command is already running on this host (luigi's pid lock); "
+                    "this run did nothing")
+    except Exception as exc:  # luigi's CLI does the same: log it, exit unhandled_exception
+        logger.exception("uncaught exception in luigi")
+        return fail(codes.unhandled_exception, "ERROR", one_line(f"{type(exc).__name__}: {exc}"))
+
+    with CmdlineParser.global_instance(argv):
+        sets = summary._summary_dict(worker)
+        root = summary._root_task(worker)
+    if _is_complete(root):
+        return 0
+    code = _exit_code(codes, sets, root)
+    return fail(code, "FAILED", f"{root.task_id} is not complete: {_reason(worker, failures, sets)}")
+
+
+def fail(code: int, label: str, reason: str) -> int:
+    sys.stderr.write(f"tfpipe: {label} (exit {code}): {reason}\n")
+    sys.stderr.flush()
+    return code
