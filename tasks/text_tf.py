@@ -130,12 +130,19 @@ class Sampler:
         def sample(seed_ids, temperatures, length, seed):
             batch = tf.shape(temperatures)[0]
             states = self.stepper.initial_state(batch)
+            shapes = tf.nest.map_structure(lambda state: state.shape, states)
+
+            def advance(ids, states):
+                logits, states = self.stepper.step(ids, states)
+                # Some cells lose the static batch size; loop variables must keep their shapes.
+                return logits, tf.nest.map_structure(tf.ensure_shape, states, shapes)
+
             for i in tf.range(tf.shape(seed_ids)[0] - 1):
-                _, states = self.stepper.step(tf.fill([batch], seed_ids[i]), states)
+                _, states = advance(tf.fill([batch], seed_ids[i]), states)
             ids = tf.fill([batch], seed_ids[-1])
             out = tf.TensorArray(tf.int32, size=length)
             for i in tf.range(length):
-                logits, states = self.stepper.step(ids, states)
+                logits, states = advance(ids, states)
                 scaled = tf.cast(logits, tf.float32) / temperatures[:, None]
                 ids = tf.cast(tf.random.stateless_categorical(
                     scaled, 1, seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(i, tf.int64)]))[:, 0], tf.int32)
