@@ -25,9 +25,9 @@ class TrainTextModel(ModelTask):
 
     model_params = luigi.DictParameter(default={}, description="overrides of the plugin's hyper-parameters")
     window = luigi.IntParameter(default=100, description="characters per training sequence")
-    steps = luigi.IntParameter(default=3000)
+    steps = luigi.IntParameter(default=3500)
     batch_size = luigi.IntParameter(default=64)
-    learning_rate = luigi.FloatParameter(default=2e-3)
+    learning_rate = luigi.FloatParameter(default=4e-3)
     seed = luigi.IntParameter(default=1)
     checkpoint_every = luigi.IntParameter(default=250, significant=False)
     deterministic = luigi.BoolParameter(default=False, significant=False)
