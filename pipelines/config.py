@@ -38,10 +38,27 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "seed": (int, False),
         "deterministic": (bool, False),
     },
+    "text": {
+        "corpus": (str, False),
+        "model": (str, False),
+        "lowercase": (bool, False),
+        "holdout": (float, True),
+        "window": (int, True),
+        "steps": (int, True),
+        "batch_size": (int, True),
+        "learning_rate": (float, True),
+        "checkpoint_every": (int, True),
+        "seed": (int, False),
+        "deterministic": (bool, False),
+        "temperatures": ((list, tuple), False),  # each > 0: checked by the text run
+        "length": (int, True),
+        "sample_seed": (int, False),
+        "seed_length": (int, True),
+    },
     "models": {},  # model name -> {hyper-parameter: value}; checked by the plugin's DEFAULTS
 }
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-               dict: "a mapping"}
+               dict: "a mapping", list: "a list", tuple: "a list"}
 
 
 @dataclass

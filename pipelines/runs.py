@@ -1,4 +1,4 @@
-"""Top-level runs users name on the command line: ImageRun, FullRun, ScheduledRun.
+"""Top-level runs users name on the command line: ImageRun, TextRun, FullRun, ScheduledRun.
 
 A run task turns the command line and YAML config into explicit typed
 parameters of the stage tasks (the only place config is resolved), then
@@ -16,12 +16,16 @@ import luigi
 from luigi.task import flatten
 
 from pipelines import config as cfg
-from pipelines.summary import image_summary, render_markdown
+from pipelines.summary import image_summary, render_markdown, text_summary
 from plugins import registry
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.errors import TfpipeError
 from tasks.evaluate import EvaluateImageModel
+from tasks.text_data import corpus_label
+from tasks.text_evaluate import EvaluateTextModel
+from tasks.text_generate import GenerateText
+from tasks.text_prep import check_temperatures
 
 logger = logging.getLogger(__name__)
 
@@ -133,13 +137,72 @@ class ImageRun(RunTask):
         return {"runs": [image_summary(self.requires())]}
 
 
+class TextRun(RunTask):
+    """Text path for one corpus and model: download -> preprocess -> train -> evaluate and
+    generate. Every parameter left unset comes from the config (``text`` section)."""
+
+    corpus = luigi.OptionalParameter(default=None, description="nietzsche, a UTF-8 text file, or a URL")
+    model = luigi.OptionalParameter(default=None, description="a character model plugin: lstm, gru, ...")
+    lowercase = luigi.OptionalBoolParameter(default=None)
+    holdout = luigi.OptionalFloatParameter(default=None)
+    window = luigi.OptionalIntParameter(default=None)
+    steps = luigi.OptionalIntParameter(default=None)
+    batch_size = luigi.OptionalIntParameter(default=None)
+    learning_rate = luigi.OptionalFloatParameter(default=None)
+    checkpoint_every = luigi.OptionalIntParameter(default=None)
+    seed = luigi.OptionalIntParameter(default=None)
+    deterministic = luigi.OptionalBoolParameter(default=None)
+    temperatures = luigi.OptionalListParameter(default=None, description="e.g. '[0.5, 1.0]'")
+    length = luigi.OptionalIntParameter(default=None)
+    sample_seed = luigi.OptionalIntParameter(default=None)
+    seed_length = luigi.OptionalIntParameter(default=None)
+    model_params = luigi.OptionalDictParameter(default=None, description='e.g. \'{"units": 128}\'')
+    mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
+
+    GENERATION = ("temperatures", "length", "sample_seed", "seed_length")
+
+    def run_name(self) -> str:
+        evaluate = self.requires()["evaluate"]
+        return f"text-{corpus_label(evaluate.corpus)}-{evaluate.model}"
+
+    def requires(self) -> dict[str, PipelineTask]:
+        if "_tasks" in self.__dict__:
+            return self.__dict__["_tasks"]
+        overrides = {key: getattr(self, key) for key in cfg.SCHEMA["text"]}
+        config = cfg.apply_overrides(self.resolved_config(), "text", overrides)
+        self.__dict__["_merged"] = config
+        text = config.values["text"]
+        try:
+            registry.get("models", text["model"])
+        except registry.PluginError as exc:
+            raise TfpipeError(f"{config.origins.get('text.model', 'text.model')}: {exc}") from exc
+        # Checked before anything trains: a bad temperature must not cost a training run.
+        temperatures = check_temperatures(text["temperatures"],
+                                          config.origins.get("text.temperatures", "text.temperatures"))
+        params = {**config.model_params(text["model"]), **dict(self.model_params or {})}
+        common = {key: text[key] for key in cfg.SCHEMA["text"] if key not in self.GENERATION}
+        common.update(workspace=self.root(), mirror=self.mirror or cfg.data_mirror(config), model_params=params)
+        tasks = {
+            "evaluate": EvaluateTextModel(**common),
+            "generate": GenerateText(**common, temperatures=temperatures,
+                                     **{key: text[key] for key in self.GENERATION if key != "temperatures"}),
+        }
+        self.__dict__["_tasks"] = tasks
+        return tasks
+
+    def summary(self) -> dict[str, Any]:
+        tasks = self.requires()
+        return {"runs": [text_summary(tasks["evaluate"], tasks["generate"])]}
+
+
 class FullRun(RunTask):
-    """Everything: the image path (dataset and model from the config's ``image`` section)."""
+    """Everything: the image path and the text path (each from its config section)."""
 
     mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
 
-    def requires(self) -> list[ImageRun]:
-        return [ImageRun(config=self.config, workspace=self.workspace, mirror=self.mirror)]
+    def requires(self) -> list[RunTask]:
+        return [ImageRun(config=self.config, workspace=self.workspace, mirror=self.mirror),
+                TextRun(config=self.config, workspace=self.workspace, mirror=self.mirror)]
 
     def summary(self) -> dict[str, Any]:
         runs = []

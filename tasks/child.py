@@ -46,11 +46,12 @@ def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def _describe_progress(event: dict[str, Any]) -> str:
     parts = [f"{event['label']}: step {event['step']}/{event['total']} ({event['percent']:.0f}%)"]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_bits_per_char"):
         if event.get(key) is not None:
             parts.append(f"{key} {event[key]:.4f}")
-    if event.get("samples_per_s"):
-        parts.append(f"{event['samples_per_s']:.0f} samples/s")
+    for unit in ("samples", "chars"):
+        if event.get(f"{unit}_per_s"):
+            parts.append(f"{event[f'{unit}_per_s']:.0f} {unit}/s")
     if event.get("eta_s") is not None:
         parts.append(f"ETA {event['eta_s']:.0f}s")
     return ", ".join(parts)

@@ -11,8 +11,8 @@ KERAS_MIRROR = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 class RemoteFile:
     name: str
     urls: tuple[str, ...]
-    sha256: str
-    size: int
+    sha256: str | None  # None: no published checksum (checked by decoding instead)
+    size: int | None
 
 
 def _files(bases: tuple[str, ...], pins: dict[str, tuple[int, str]]) -> tuple[RemoteFile, ...]:

@@ -49,12 +49,14 @@ def _download_once(url: str, dest: Path, expected_size: int | None, timeout: flo
 
 
 def verify(path: Path, remote: RemoteFile, url: str) -> None:
-    """Raise ChecksumMismatch (and delete the file) unless it is exactly the pinned file."""
+    """Raise ChecksumMismatch (and delete the file) unless it matches the pinned size and sha256
+    (each checked only where known)."""
     size = path.stat().st_size
     problem = None
-    if size != remote.size:
+    # A file without a published size or checksum (a user's URL) is checked by its reader.
+    if remote.size is not None and size != remote.size:
         problem = f"size {size} bytes, expected {remote.size}"
-    else:
+    elif remote.sha256:
         actual = sha256_of(path)
         if actual != remote.sha256:
             problem = f"sha256 {actual}, expected {remote.sha256}"

@@ -1,0 +1,141 @@
+"""Data stages of the text path: find or download a corpus, then encode its characters."""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import luigi
+import numpy as np
+from luigi.util import requires
+
+from tasks import atomic
+from tasks.base import PipelineTask
+from tasks.content import cached_sha256
+from tasks.datasets import RemoteFile
+from tasks.download import fetch, sha256_of
+from tasks.errors import TfpipeError
+from tasks.text_prep import build_vocab, decode_corpus, encode, normalise, split_holdout
+
+logger = logging.getLogger(__name__)
+
+# No checksum is published for these: the size is pinned, the content is checked by
+# decoding it, and its sha256 is recorded in the manifest.
+TEXT_CORPORA = {
+    "nietzsche": RemoteFile("nietzsche.txt", ("https://s3.amazonaws.com/text-datasets/nietzsche.txt",),
+                            None, 600918),
+}
+# A copy beside the project (the DESIGN's ../shared/data), looked at after the mirror.
+_SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def is_url(corpus: str) -> bool:
+    return corpus.startswith(("http://", "https://"))
+
+
+def corpus_label(corpus: str) -> str:
+    """A short readable name of a corpus (built-in name, file stem or URL stem)."""
+    stem = corpus.rstrip("/").rsplit("/", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem) or "corpus"
+
+
+def corpus_candidates(corpus: str, mirror: str | None) -> list[Path]:
+    """Local files that may hold the corpus, in the order they are tried."""
+    if is_url(corpus):
+        return []
+    if corpus not in TEXT_CORPORA and ("/" in corpus or Path(corpus).suffix):
+        return [Path(corpus).expanduser()]  # a user's own file
+    name = TEXT_CORPORA[corpus].name if corpus in TEXT_CORPORA else f"{corpus}.txt"
+    candidates = []
+    if mirror:
+        candidates += [Path(mirror) / corpus / name, Path(mirror) / name]
+    if corpus in TEXT_CORPORA:
+        candidates.append(_SHARED_DATA / name)
+    return candidates
+
+
+class DownloadCorpus(PipelineTask):
+    """Reads a text corpus from a local file, the mirror folder or its URL.
+
+    Writes ``corpus.txt`` (the bytes as found), checked to be non-empty UTF-8
+    text (and, for built-in corpora, of the pinned size); records its sha256.
+    """
+
+    stage = "download"
+    corpus = luigi.Parameter(description="nietzsche, a path to a UTF-8 text file, or an http(s) URL")
+    mirror = luigi.OptionalParameter(default=None, significant=False,
+                                     description="folder with one sub-folder per dataset")
+
+    def run_name(self) -> str:
+        return corpus_label(self.corpus)
+
+    def local_file(self) -> Path | None:
+        return next((path for path in corpus_candidates(self.corpus, self.mirror) if path.is_file()), None)
+
+    def fingerprint_components(self) -> dict[str, Any]:
+        components = super().fingerprint_components()
+        local = self.local_file()
+        if local:
+            cache = Path(self.workspace) / ".cache" / "file-hashes.json"
+            components["source"] = cached_sha256(local, cache)
+        elif is_url(self.corpus):
+            components["source"] = self.corpus
+        elif self.corpus in TEXT_CORPORA:
+            remote = TEXT_CORPORA[self.corpus]
+            components["source"] = {"urls": list(remote.urls), "size": remote.size}
+        else:
+            tried = ", ".join(str(p) for p in corpus_candidates(self.corpus, self.mirror)) or "no mirror set"
+            raise TfpipeError(
+                f"corpus {self.corpus!r} not found (looked in: {tried}). Give a built-in corpus "
+                f"({', '.join(sorted(TEXT_CORPORA))}), the path of a UTF-8 text file, an http(s) URL, "
+                f"or put <name>.txt in <mirror>/<name>/ and set TFPIPE_DATA_MIRROR or data.mirror")
+        return components
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        target = folder / "corpus.txt"
+        local = self.local_file()
+        if local:
+            data, source = local.read_bytes(), str(local)
+        else:
+            remote = TEXT_CORPORA.get(self.corpus) or RemoteFile(corpus_label(self.corpus) + ".txt",
+                                                                 (self.corpus,), None, None)
+            source = fetch(remote, folder / ".download.txt")
+            data = (folder / ".download.txt").read_bytes()
+            (folder / ".download.txt").unlink()
+        expected = TEXT_CORPORA[self.corpus].size if self.corpus in TEXT_CORPORA else None
+        if expected is not None and len(data) != expected:
+            raise TfpipeError(f"{source}: {len(data)} bytes, expected {expected} for the {self.corpus} "
+                              "corpus; the copy is truncated or a different file. Replace it and rerun")
+        text = decode_corpus(data, source)
+        atomic.write_bytes(target, data)
+        logger.info("%s: %d characters from %s", self.corpus, len(text), source)
+        return {"source": source, "bytes": len(data), "characters": len(text), "sha256": sha256_of(target)}
+
+
+@requires(DownloadCorpus)
+class PreprocessText(PipelineTask):
+    """Reads corpus.txt; writes train_ids.npy and heldout_ids.npy (int32 character ids, the
+    last `holdout` of the text held out), vocab.json (id -> character) and meta.json."""
+
+    stage = "preprocess"
+    lowercase = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+                                    description="lower-case the text first")
+    holdout = luigi.FloatParameter(default=0.05, description="fraction at the end held out for evaluation")
+
+    def run_name(self) -> str:
+        return corpus_label(self.corpus)
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        source = self.requires().folder() / "corpus.txt"
+        text = normalise(decode_corpus(source.read_bytes(), str(source)), self.lowercase)
+        vocab = build_vocab(text)
+        train, heldout = split_holdout(encode(text, vocab), self.holdout)
+        atomic.save_npy(folder / "train_ids.npy", train.astype(np.int32))
+        atomic.save_npy(folder / "heldout_ids.npy", heldout.astype(np.int32))
+        atomic.write_json(folder / "vocab.json", vocab)
+        meta = {"vocab_size": len(vocab), "lowercase": self.lowercase, "holdout": self.holdout,
+                "counts": {"train": int(len(train)), "heldout": int(len(heldout))}}
+        atomic.write_json(folder / "meta.json", meta)
+        return meta

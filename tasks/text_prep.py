@@ -1,0 +1,115 @@
+"""Pure functions of the text path: validate, normalise, encode and split a corpus.
+
+No Luigi and no TensorFlow here: the data tasks, the TensorFlow workers and
+the tests all use these.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from tasks.errors import TfpipeError
+
+
+def decode_corpus(data: bytes, where: str) -> str:
+    """The corpus as text; an empty, binary or non-UTF-8 file is an error naming it."""
+    if not data.strip():
+        raise TfpipeError(f"{where}: the corpus is empty; give a UTF-8 text file with some text in it")
+    if b"\x00" in data:
+        offset = data.index(b"\x00")
+        raise TfpipeError(f"{where}: looks binary (a NUL byte at offset {offset}), not text; "
+                          "give a UTF-8 text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TfpipeError(f"{where}: not UTF-8 text (invalid byte at offset {exc.start}); "
+                          "convert it, e.g. iconv -f latin1 -t utf-8") from exc
+    return text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
+
+
+def normalise(text: str, lowercase: bool) -> str:
+    """Line ends as LF; lower-cased if asked (a smaller vocabulary learns faster)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.lower() if lowercase else text
+
+
+def build_vocab(text: str) -> list[str]:
+    """The sorted distinct characters of `text`; a character's id is its index."""
+    return sorted(set(text))
+
+
+def encode(text: str, vocab: list[str]) -> np.ndarray:
+    index = {char: i for i, char in enumerate(vocab)}
+    try:
+        return np.fromiter((index[char] for char in text), dtype=np.int32, count=len(text))
+    except KeyError as exc:
+        raise TfpipeError(f"character {exc.args[0]!r} is not in the vocabulary ({len(vocab)} "
+                          "characters); the text and the vocabulary come from different data") from exc
+
+
+def decode(ids, vocab: list[str]) -> str:
+    return "".join(vocab[int(i)] for i in ids)
+
+
+def split_holdout(ids: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(training ids, held-out ids): the last `fraction` of the text is held out."""
+    if not 0 < fraction < 1:
+        raise TfpipeError(f"holdout={fraction} must be between 0 and 1 (e.g. 0.05: the last 5%)")
+    held = max(2, int(round(len(ids) * fraction)))
+    if len(ids) - held < 2:
+        raise TfpipeError(f"the corpus has only {len(ids)} characters: too short to hold out "
+                          f"{fraction:.0%} for evaluation; give a longer text")
+    return ids[:-held], ids[-held:]
+
+
+def check_window(train_chars: int, window: int, batch_size: int) -> int:
+    """Number of training windows (one per start position); an error if there are too few."""
+    if window < 1:
+        raise TfpipeError(f"window={window} must be at least 1 character")
+    starts = train_chars - window
+    if starts < 1:
+        raise TfpipeError(
+            f"the training text has {train_chars} characters, shorter than one window of "
+            f"window={window} (+1 for the next-character target); use a longer corpus or a "
+            f"smaller window (text.window or --window)")
+    if batch_size > starts:
+        raise TfpipeError(f"batch_size={batch_size} is larger than the {starts} windows in the "
+                          f"training text; lower batch_size or use a longer corpus")
+    return starts
+
+
+def check_temperatures(temperatures, where: str = "temperatures") -> list[float]:
+    values = list(temperatures)
+    if not values:
+        raise TfpipeError(f"{where}: give at least one sampling temperature, e.g. [0.5, 1.0]")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TfpipeError(f"{where}: temperature {value!r} is not a number")
+        if not value > 0:
+            raise TfpipeError(f"{where}: temperature {value} must be greater than 0 (0 would be "
+                              "greedy decoding, which is a temperature close to 0 such as 0.05)")
+    return [float(value) for value in values]
+
+
+def check_vocab(model_outputs: int, vocab: list[str], model_vocab: list[str] | None, where: str) -> None:
+    """A model can only read and write ids of the vocabulary it was trained with."""
+    if model_vocab is not None and list(model_vocab) != list(vocab):
+        raise TfpipeError(
+            f"{where}: the model was trained with a different vocabulary ({len(model_vocab)} "
+            f"characters) than this data ({len(vocab)} characters); evaluate or sample a model "
+            "only with the preprocessed data it was trained on (same corpus and lowercase setting)")
+    if model_outputs != len(vocab):
+        raise TfpipeError(
+            f"{where}: the model predicts {model_outputs} characters but the vocabulary has "
+            f"{len(vocab)}; retrain the model on this data")
+
+
+def seed_passage(heldout: str, length: int, seed: int) -> str:
+    """A seeded passage of the held-out text, starting at the beginning of a word."""
+    if len(heldout) <= length:
+        return heldout
+    start = int(np.random.default_rng(seed).integers(0, len(heldout) - length + 1))
+    for i in range(start, min(start + 40, len(heldout) - length)):
+        if i == 0 or heldout[i - 1].isspace():
+            start = i
+            break
+    return heldout[start:start + length]

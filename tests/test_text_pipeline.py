@@ -1,0 +1,143 @@
+"""The text path end to end through the real `luigi` command line, on a tiny generated corpus."""
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_image_set, manifests, run_luigi, stages_written_since, write_idx_folder
+
+pytestmark = pytest.mark.slow
+
+TINY_TEXT = ["--steps", "30", "--window", "20", "--batch-size", "8", "--checkpoint-every", "15",
+             "--model-params", '{"units": 16, "embedding_dim": 8}', "--length", "40", "--seed-length", "20"]
+
+
+def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
+    """A few thousand characters of sentences over a small word list."""
+    rng = random.Random(seed)
+    words = "The will to power is a thing of beauty and of truth ; what is good ? All that".split()
+    text = ""
+    while len(text) < chars:
+        text += " ".join(rng.choice(words) for _ in range(10)) + ".\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return make_corpus(tmp_path / "texts" / "tiny.txt")
+
+
+def test_text_run_trains_evaluates_generates_and_reports(workspace, corpus):
+    run = run_luigi(["TextRun", "--corpus", str(corpus), "--model", "lstm", *TINY_TEXT], workspace)
+    assert run.returncode == 0, run
+    for stage in ("download", "preprocess", "train", "evaluate", "generate", "runs"):
+        assert len(manifests(workspace, stage)) == 1, stage
+
+    download = json.loads(manifests(workspace, "download")[0].read_text())["record"]
+    assert download["bytes"] == corpus.stat().st_size and len(download["sha256"]) == 64
+    data = manifests(workspace, "preprocess")[0].parent
+    vocab = json.loads((data / "vocab.json").read_text())
+    text = corpus.read_text().lower()
+    assert vocab == sorted(set(text))
+    meta = json.loads((data / "meta.json").read_text())
+    assert meta["counts"]["heldout"] == round(len(text) * 0.05)
+    assert meta["counts"]["train"] + meta["counts"]["heldout"] == len(text)
+
+    train = manifests(workspace, "train")[0].parent
+    record = json.loads((train / "manifest.json").read_text())["record"]
+    assert record["final_step"] == 30 and record["chars_per_s"] > 0
+    assert (train / "model.keras").is_file() and json.loads((train / "vocab.json").read_text()) == vocab
+    history = json.loads((train / "history.json").read_text())
+    assert [row["step"] for row in history["validation"]] == [15, 30]
+
+    metrics = json.loads((manifests(workspace, "evaluate")[0].parent / "metrics.json").read_text())
+    assert 0 < metrics["bits_per_char"] < 8 and metrics["perplexity"] == pytest.approx(2 ** metrics["bits_per_char"])
+
+    generated = json.loads((manifests(workspace, "generate")[0].parent / "samples.json").read_text())
+    heldout = text[-meta["counts"]["heldout"]:]
+    assert len(generated["seed_text"]) == 20 and generated["seed_text"] in heldout
+    assert [s["temperature"] for s in generated["samples"]] == [0.2, 0.5, 1.0, 1.2]
+    assert all(len(s["text"]) == 40 and set(s["text"]) <= set(vocab) for s in generated["samples"])
+
+    folder = manifests(workspace, "runs")[0].parent
+    summary = json.loads((folder / "summary.json").read_text())["runs"][0]
+    assert summary["path"] == "text" and summary["name"] == "lstm on tiny"
+    assert set(summary) >= {"metrics", "steps", "train_seconds", "artefacts", "seed_text", "samples"}
+    assert summary["samples"] == generated["samples"] and Path(summary["artefacts"]["samples"]).is_file()
+    markdown = (folder / "summary.md").read_text()
+    assert "bits_per_char" in markdown and generated["samples"][0]["text"] in markdown
+    assert generated["seed_text"] in run.output  # the seed passage is printed with the samples
+
+
+def test_generation_settings_rerun_only_generation_and_are_reproducible(workspace, corpus):
+    assert run_luigi(["TextRun", "--corpus", str(corpus), "--model", "gru", *TINY_TEXT], workspace).returncode == 0
+    first = json.loads((manifests(workspace, "generate")[0].parent / "samples.json").read_text())
+
+    changed = run_luigi(["TextRun", "--corpus", str(corpus), "--model", "gru", *TINY_TEXT,
+                         "--temperatures", "[0.7]", "--length", "25", "--sample-seed", "3"], workspace)
+    assert changed.returncode == 0, changed
+    assert stages_written_since(workspace, changed.started) == {"generate", "runs"}
+    assert len(manifests(workspace, "train")) == 1
+
+    # The same settings give the same text: redo the first generation (and its run) from scratch.
+    for path in manifests(workspace, "generate") + manifests(workspace, "runs"):
+        shutil.rmtree(path.parent)
+    again = run_luigi(["TextRun", "--corpus", str(corpus), "--model", "gru", *TINY_TEXT], workspace)
+    assert again.returncode == 0, again
+    assert stages_written_since(workspace, again.started) == {"generate", "runs"}
+    folders = [path.parent for path in manifests(workspace, "generate")]
+    samples = [json.loads((folder / "samples.json").read_text()) for folder in folders]
+    assert first in samples
+
+
+def test_bad_inputs_fail_clearly_and_leave_nothing_complete(workspace, tmp_path, corpus):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    run = run_luigi(["TextRun", "--corpus", str(empty), *TINY_TEXT], workspace)
+    assert run.returncode != 0 and f"{empty}: the corpus is empty" in run.output
+
+    binary = tmp_path / "image.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    run = run_luigi(["TextRun", "--corpus", str(binary), *TINY_TEXT], workspace)
+    assert run.returncode != 0 and "looks binary" in run.output
+    assert manifests(workspace, "download") == []
+
+    short = run_luigi(["TextRun", "--corpus", str(corpus), *TINY_TEXT, "--window", "5000"], workspace)
+    assert short.returncode != 0 and "shorter than one window of window=5000" in short.output
+    assert manifests(workspace, "train") == []
+
+    cold = run_luigi(["TextRun", "--corpus", str(corpus), *TINY_TEXT, "--temperatures", "[0.5, 0]"], workspace)
+    assert cold.returncode != 0 and "temperature 0 must be greater than 0" in cold.output
+    assert "command line" in cold.output
+    assert manifests(workspace, "train") == []  # refused before anything trained
+
+    missing = run_luigi(["TextRun", "--corpus", str(tmp_path / "nope.txt"), *TINY_TEXT], workspace)
+    assert missing.returncode != 0 and "nope.txt' not found" in missing.output
+
+
+def test_full_run_reports_the_image_and_the_text_path(workspace, tmp_path):
+    mirror = tmp_path / "mirror"
+    write_idx_folder(mirror / "tiny", make_image_set())
+    make_corpus(mirror / "words" / "words.txt")  # a corpus found by name in the mirror
+    config = tmp_path / "full.yaml"
+    config.write_text(
+        "image:\n  dataset: tiny\n  model: mlp\n  steps: 20\n  batch_size: 20\n  checkpoint_every: 20\n"
+        "  validation_size: 50\n"
+        "text:\n  corpus: words\n  model: lstm\n  lowercase: false\n  window: 20\n  steps: 20\n"
+        "  batch_size: 8\n  checkpoint_every: 20\n  temperatures: [0.5]\n  length: 30\n  seed_length: 10\n"
+        "models:\n  lstm:\n    units: 16\n    embedding_dim: 8\n")
+    run = run_luigi(["FullRun", "--config", str(config)], workspace, mirror)
+    assert run.returncode == 0, run
+    summary = json.loads((manifests(workspace, "runs")[-1].parent.parent.glob("full*/summary.json")
+                          .__next__()).read_text())
+    assert [entry["path"] for entry in summary["runs"]] == ["image", "text"]
+    text = summary["runs"][1]
+    assert text["name"] == "lstm on words" and len(text["samples"]) == 1 and len(text["samples"][0]["text"]) == 30
+    data = manifests(workspace, "preprocess")
+    metas = [json.loads(p.read_text())["record"] for p in data]
+    assert {"lowercase": False} in [{"lowercase": m.get("lowercase")} for m in metas if "vocab_size" in m]
+    assert "| lstm on words |" in run.output and "| mlp on tiny |" in run.output

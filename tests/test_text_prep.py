@@ -1,0 +1,100 @@
+"""Pure functions of the text path: no TensorFlow, no Luigi."""
+import numpy as np
+import pytest
+
+from tasks.errors import TfpipeError
+from tasks.text_data import corpus_candidates, corpus_label
+from tasks.text_prep import (build_vocab, check_temperatures, check_vocab, check_window, decode,
+                             decode_corpus, encode, normalise, seed_passage, split_holdout)
+from tasks.text_tf import heldout_streams
+
+
+def test_decode_corpus_accepts_utf8_and_drops_a_bom():
+    assert decode_corpus("\ufeffÜber alles\n".encode("utf-8"), "x.txt") == "Über alles\n"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "the corpus is empty"),
+    (b"  \n\n", "the corpus is empty"),
+    (b"text\x00\x01\x02", "looks binary (a NUL byte at offset 4)"),
+    ("caf\u00e9".encode("latin-1"), "not UTF-8 text (invalid byte at offset 3)"),
+])
+def test_decode_corpus_rejects_bad_input_by_name(data, message):
+    with pytest.raises(TfpipeError, match=r"^mine\.txt: ") as error:
+        decode_corpus(data, "mine.txt")
+    assert message in str(error.value)
+
+
+def test_normalise_lowercases_and_unifies_line_ends():
+    assert normalise("Ab\r\nC\rD", lowercase=True) == "ab\nc\nd"
+    assert normalise("Ab\r\nC", lowercase=False) == "Ab\nC"
+
+
+def test_vocab_encode_decode_round_trip():
+    text = "hello, world!\n"
+    vocab = build_vocab(text)
+    assert vocab == sorted(set(text)) and len(vocab) == 11
+    ids = encode(text, vocab)
+    assert ids.dtype == np.int32 and decode(ids, vocab) == text
+    with pytest.raises(TfpipeError, match="'z' is not in the vocabulary"):
+        encode("z", vocab)
+
+
+def test_split_holds_out_the_last_fraction():
+    ids = np.arange(1000, dtype=np.int32)
+    train, held = split_holdout(ids, 0.05)
+    assert len(held) == 50 and held[0] == 950 and train[-1] == 949
+    with pytest.raises(TfpipeError, match="too short"):
+        split_holdout(np.arange(3), 0.05)
+    with pytest.raises(TfpipeError, match="holdout=1.5"):
+        split_holdout(ids, 1.5)
+
+
+def test_check_window():
+    assert check_window(101, 100, 1) == 1
+    with pytest.raises(TfpipeError, match="shorter than one window of window=100"):
+        check_window(100, 100, 1)
+    with pytest.raises(TfpipeError, match="batch_size=64 is larger than the 10 windows"):
+        check_window(110, 100, 64)
+
+
+@pytest.mark.parametrize("bad, message", [([0.5, 0], "temperature 0 must be greater than 0"),
+                                          ([-1.0], "temperature -1.0 must be greater than 0"),
+                                          ([], "at least one"), (["hot"], "'hot' is not a number")])
+def test_check_temperatures(bad, message):
+    assert check_temperatures((0.2, 1)) == [0.2, 1.0]
+    with pytest.raises(TfpipeError, match="^cfg.yaml:3: ") as error:
+        check_temperatures(bad, "cfg.yaml:3")
+    assert message in str(error.value)
+
+
+def test_check_vocab():
+    check_vocab(3, ["a", "b", "c"], ["a", "b", "c"], "m")
+    with pytest.raises(TfpipeError, match="predicts 4 characters but the vocabulary has 3"):
+        check_vocab(4, ["a", "b", "c"], None, "m")
+    with pytest.raises(TfpipeError, match="different vocabulary"):
+        check_vocab(3, ["a", "b", "c"], ["a", "b", "d"], "m")
+
+
+def test_seed_passage_is_seeded_and_starts_at_a_word():
+    text = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi"
+    first = seed_passage(text, 20, seed=3)
+    assert first == seed_passage(text, 20, seed=3) and len(first) == 20 and first in text
+    start = text.index(first)
+    assert start == 0 or text[start - 1] == " "
+    assert seed_passage("short", 20, seed=0) == "short"
+
+
+def test_heldout_streams_cover_the_text_contiguously():
+    ids = np.arange(101, dtype=np.int32)
+    x, y = heldout_streams(ids, streams=4)
+    assert x.shape == (4, 25) and (y == x + 1).all() and x[1, 0] == 25
+
+
+def test_corpus_names():
+    assert corpus_label("nietzsche") == "nietzsche"
+    assert corpus_label("https://example.org/books/war and peace.txt") == "war_and_peace"
+    assert corpus_candidates("https://example.org/a.txt", "/m") == []
+    assert corpus_candidates("/data/mine.txt", "/m") == [__import__("pathlib").Path("/data/mine.txt")]
+    assert [str(p) for p in corpus_candidates("nietzsche", "/m")][:2] == [
+        "/m/nietzsche/nietzsche.txt", "/m/nietzsche.txt"]
