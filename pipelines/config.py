@@ -55,6 +55,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "sample_seed": (int, False),
         "seed_length": (int, True),
     },
+    # Device policy of training: a name or list of tfpipe.devices names, and their shared options.
+    "device": {"policy": ((str, list), False), "options": ((dict, type(None)), False)},
     "models": {},  # model name -> {hyper-parameter: value}; checked by the plugin's DEFAULTS
 }
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
@@ -181,6 +183,21 @@ def resolve(user_file: str | None) -> Config:
     if user_file:
         config = merge(config, load_file(Path(user_file)))
     return config
+
+
+def device_policy(config: Config, policy: str | None = None,
+                  options: dict[str, Any] | None = None) -> tuple[list[str], dict[str, Any]]:
+    """(policy names, options) of training: the config's ``device`` section, with the command line
+    on top. A policy named on the command line drops the config's options (they belong to the
+    config's policy); --device-options are merged over whichever options remain."""
+    from tasks.devices import normalise
+
+    section = config.values.get("device", {})
+    names = normalise(section.get("policy"))
+    base = dict(section.get("options") or {})
+    if policy is not None:
+        names, base = normalise(policy), {}
+    return names, {**base, **dict(options or {})}
 
 
 def data_mirror(config: Config) -> str | None:

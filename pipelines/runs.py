@@ -107,6 +107,10 @@ class ImageRun(RunTask):
     deterministic = luigi.OptionalBoolParameter(default=None)
     model_params = luigi.OptionalDictParameter(default=None, description='e.g. \'{"hidden_units": 200}\'')
     mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
+    device = luigi.OptionalParameter(default=None, significant=False,
+                                     description="device policies, e.g. mirrored or gpu,memory_growth")
+    device_options = luigi.OptionalDictParameter(default=None, significant=False,
+                                                 description='e.g. \'{"ids": [1], "fallback": "cpu"}\'')
 
     def run_name(self) -> str:
         evaluate = self.requires()
@@ -124,8 +128,11 @@ class ImageRun(RunTask):
         except registry.PluginError as exc:
             raise TfpipeError(f"{config.origins.get('image.model', 'image.model')}: {exc}") from exc
         params = {**config.model_params(image["model"]), **dict(self.model_params or {})}
+        device, device_options = cfg.device_policy(config, self.device, self.device_options)
         task = EvaluateImageModel(
             workspace=self.root(),
+            device=device,
+            device_options=device_options,
             mirror=self.mirror or cfg.data_mirror(config),
             model_params=params,
             **{key: image[key] for key in cfg.SCHEMA["image"]},

@@ -14,7 +14,7 @@ from typing import Any
 
 GROUPS = {"models": "tfpipe.models", "devices": "tfpipe.devices"}
 # Attributes every plugin of a kind must have, checked on load.
-REQUIRED_ATTRIBUTES = {"models": ("KIND", "DEFAULTS", "build"), "devices": ("apply",)}
+REQUIRED_ATTRIBUTES = {"models": ("KIND", "DEFAULTS", "build"), "devices": ("DEFAULTS", "environment", "configure", "strategy")}
 
 
 class PluginError(Exception):

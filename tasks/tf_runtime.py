@@ -7,12 +7,19 @@ from typing import Any
 
 from plugins import registry
 from tasks.errors import TfpipeError
+from tasks.worker import emit
 
 logger = logging.getLogger(__name__)
 
 
-def start_tensorflow(seed: int, deterministic: bool):
-    """Import TensorFlow with seeds (and op determinism) set; return the module."""
+# What start_tensorflow applied: (strategy, record). None until it has run.
+_applied: tuple[Any, dict[str, Any]] | None = None
+
+
+def start_tensorflow(seed: int, deterministic: bool, device: dict[str, Any] | None = None):
+    """Import TensorFlow, apply the device policy (tasks.devices.Plan.request()) before any
+    op, then set seeds (and op determinism); return the module. See strategy()."""
+    global _applied
     try:
         import tensorflow as tf
     except ImportError as exc:
@@ -20,10 +27,79 @@ def start_tensorflow(seed: int, deterministic: bool):
                           "(or 'tfpipe[gpu]' on a CUDA machine)") from exc
     import keras
 
+    _applied = apply_device(tf, device)
+
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return tf
+
+
+def strategy():
+    """The tf.distribute strategy of the device policy (TensorFlow's default without one)."""
+    import tensorflow as tf
+
+    return _applied[0] if _applied else tf.distribute.get_strategy()
+
+
+def device_record() -> dict[str, Any]:
+    """What the device policy did in this process, for the manifest record."""
+    return _applied[1] if _applied else {"policies": []}
+
+
+def apply_device(tf: Any, device: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """Run each policy's configure() (tf.config) and build the strategy of the last that has one."""
+    if not device or not device.get("effective"):
+        return tf.distribute.get_strategy(), {"policies": [], "strategy": "default", "replicas": 1}
+    record = {key: device.get(key) for key in ("policies", "effective", "options", "gpu_ids", "env", "fallback")}
+    names, options = list(device["effective"]), dict(device["options"])
+    plugins = [_load_policy(name) for name in names]
+    gpus = tf.config.list_physical_devices("GPU")
+    wants_gpu = [name for name, plugin in zip(names, plugins)
+                 if getattr(plugin, "gpu_request", None) and plugin.gpu_request(options) is not None]
+    if wants_gpu and not gpus:
+        reason = (f"device policy {'+'.join(wants_gpu)} needs a GPU but TensorFlow sees none "
+                  f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}; is the CPU-only "
+                  f"tensorflow-cpu installed, or the CUDA driver missing?)")
+        if options.get("fallback") != "cpu":
+            raise TfpipeError(f"{reason}. Set the device option fallback: cpu to train on the CPU "
+                              f"instead, or choose --device cpu")
+        emit("log", message=f"{reason}; falling back to the CPU (fallback: cpu)")
+        keep = [(n, p) for n, p in zip(names, plugins) if n not in wants_gpu and n != "cpu"]
+        names = ["cpu"] + [n for n, _ in keep]
+        plugins = [_load_policy("cpu")] + [p for _, p in keep]
+        record["effective"], record["fallback"] = names, reason
+    context = {"gpu_ids": device.get("gpu_ids"), "gpus": gpus}
+    applied, chosen, chosen_by = {}, None, None
+    for name, plugin in zip(names, plugins):
+        try:
+            applied[name] = plugin.configure(tf, options, context) or {}
+        except TfpipeError:
+            raise
+        except Exception as exc:
+            raise TfpipeError(f"device policy {name!r} failed to configure TensorFlow: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    for name, plugin in zip(names, plugins):
+        try:
+            made = plugin.strategy(tf, options, context)
+        except Exception as exc:
+            raise TfpipeError(f"device policy {name!r} failed to create its strategy: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if made is not None:
+            chosen, chosen_by = made, name  # later policies refine earlier ones
+    chosen = chosen or tf.distribute.get_strategy()
+    record.update(applied=applied, strategy=type(chosen).__name__, strategy_from=chosen_by,
+                  replicas=int(chosen.num_replicas_in_sync))
+    emit("log", message=f"device policy {'+'.join(names)}: {record['strategy']} with "
+                        f"{record['replicas']} replica(s)")
+    return chosen, record
+
+
+def _load_policy(name: str) -> Any:
+    try:
+        return registry.load("devices", name)
+    except registry.PluginError as exc:
+        raise TfpipeError(f"device policy: {exc}") from exc
 
 
 def model_hparams(name: str, plugin: Any, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,14 @@ from pathlib import Path
 from typing import Any
 
 import luigi
+from luigi.freezing import recursively_unfreeze
 from luigi.util import requires
 
+from tasks import devices
 from tasks.child import run_worker
 from tasks.data import PreprocessImages
-from tasks.model_task import ModelTask, plugin_info  # noqa: F401 (plugin_info: re-exported)
+from tasks.errors import TfpipeError
+from tasks.model_task import ModelTask
 
 
 @requires(PreprocessImages)
@@ -28,6 +31,25 @@ class TrainImageModel(ModelTask):
     # How often to checkpoint and whether ops are deterministic do not change what is learnt.
     checkpoint_every = luigi.IntParameter(default=500, significant=False)
     deterministic = luigi.BoolParameter(default=False, significant=False)
+    # Where it trains does not change what is learnt: a model trained on GPU 1 serves a
+    # request for the same model on the CPU. Recorded in the manifest instead.
+    device = luigi.ListParameter(default=[], significant=False,
+                                 description="tfpipe.devices policies, e.g. [\"gpu\", \"memory_growth\"]")
+    device_options = luigi.DictParameter(default={}, significant=False,
+                                         description="options of the device policies (ids, limit, fallback, ...)")
+
+    @property
+    def resources(self) -> dict[str, int]:
+        """One Luigi `gpu` resource per GPU this task will hold (see README: [resources] gpu)."""
+        try:
+            needed = devices.gpus_needed(list(self.device), recursively_unfreeze(self.device_options))
+        except TfpipeError:
+            return {}  # the same error is raised, with its message, when the task runs
+        if not needed:
+            return {}
+        configured = luigi.configuration.get_config().getint("resources", "gpu", None)
+        # Without [resources] gpu Luigi allows 1: ask for 1 so the task can still be scheduled.
+        return {"gpu": min(needed, configured) if configured else 1}
 
     def run_name(self) -> str:
         return f"{self.dataset}-{self.model}"
@@ -45,4 +67,9 @@ class TrainImageModel(ModelTask):
             "seed": self.seed,
             "deterministic": self.deterministic,
         }
-        return run_worker(self, self.worker_module, request, folder)
+        slots = Path(self.workspace) / ".gpu-slots"
+        options = recursively_unfreeze(self.device_options)
+        with devices.applied(list(self.device), options, slots, self.task_id) as plan:
+            request["device"] = plan.request()
+            result = run_worker(self, self.worker_module, request, folder, env=plan.env)
+        return result

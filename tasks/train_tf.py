@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from tasks import atomic
+from tasks import atomic, tf_runtime
 from tasks.batching import batch_indices
+from tasks.errors import TfpipeError
 from tasks.loop_tf import TrainingLoop
 from tasks.tf_runtime import build_model, start_tensorflow
 from tasks.worker import emit, main
@@ -22,8 +23,11 @@ EVAL_BATCH = 1000
 
 
 def train(request: dict[str, Any]) -> dict[str, Any]:
-    tf = start_tensorflow(request["seed"], request["deterministic"])
+    tf = start_tensorflow(request["seed"], request["deterministic"], request.get("device"))
     import keras
+
+    strategy = tf_runtime.strategy()
+    replicas = strategy.num_replicas_in_sync
 
     data_dir, out = Path(request["data_dir"]), Path(request["out_dir"])
     meta = json.loads((data_dir / "meta.json").read_text("utf-8"))
@@ -33,11 +37,11 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     y_train = tf.constant(np.load(data_dir / "train_y.npy"))
     x_val, y_val = np.load(data_dir / "val_x.npy"), np.load(data_dir / "val_y.npy")
 
-    model, hparams = build_model(request["model"], meta, request["model_params"], "image_classifier")
-    optimizer = keras.optimizers.Adam(learning_rate=request["learning_rate"])
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model(x_train[:1])  # create the variables before restoring into them
-    optimizer.build(model.trainable_variables)
+    with strategy.scope():  # variables are mirrored when the device policy has several replicas
+        model, hparams = build_model(request["model"], meta, request["model_params"], "image_classifier")
+        optimizer = keras.optimizers.Adam(learning_rate=request["learning_rate"])
+        model(x_train[:1])  # create the variables before restoring into them
+        optimizer.build(model.trainable_variables)
     loop = TrainingLoop(out, model, optimizer, f"train {request['model']}", request["checkpoint_every"],
                         request["learning_rate"])
 
@@ -45,19 +49,34 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     indices = batch_indices(int(x_train.shape[0]), batch_size, request["seed"], loop.resumed_from, total_steps)
     batches = tf.data.Dataset.from_tensor_slices(indices).prefetch(tf.data.AUTOTUNE)
 
-    @tf.function
-    def train_step(index):
+    if batch_size % replicas:
+        raise TfpipeError(f"batch_size={batch_size} does not split evenly over the {replicas} replicas "
+                          f"of the device policy; use a multiple of {replicas}")
+    per_replica = batch_size // replicas
+
+    def replica_step(index):
+        # Every replica (on every worker) sees the same global batch of indices and takes its slice.
+        start = tf.distribute.get_replica_context().replica_id_in_sync_group * per_replica
+        index = index[start:start + per_replica]
         x, y = tf.gather(x_train, index), tf.gather(y_train, index)
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            loss = loss_fn(y, logits)
+            per_example = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            loss = tf.reduce_sum(per_example) / batch_size  # summed over replicas: the global mean
             if model.losses:
-                loss += tf.add_n(model.losses)
+                loss += tf.add_n(model.losses) / replicas
         grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))  # all-reduces the gradients
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
+        return loss, correct
+
+    @tf.function
+    def train_step(index):
+        loss, correct = strategy.run(replica_step, args=(index,))
         loop.step.assign_add(1)
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
-        return {"loss": loss, "accuracy": accuracy}
+        total = tf.distribute.ReduceOp.SUM
+        return {"loss": strategy.reduce(total, loss, axis=None),
+                "accuracy": strategy.reduce(total, correct, axis=None) / batch_size}
 
     @tf.function
     def eval_step(x, y):
@@ -77,6 +96,7 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     result["exported"] = export(model, out, x_train[:1])
     result["hparams"] = hparams
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
+    result["device"] = tf_runtime.device_record()
     return result
 
 

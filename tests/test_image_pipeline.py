@@ -1,6 +1,5 @@
 """End to end through the real `luigi` command line, on a tiny generated dataset."""
 import json
-import time
 
 import pytest
 
