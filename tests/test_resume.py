@@ -48,7 +48,8 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_
     run = subprocess.Popen(command, cwd=ROOT, env=luigi_env(killed_ws, mirror),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not list(killed_ws.glob("train/*/checkpoints/ckpt-*.index")):
+    # The manager writes ckpt-N files first, then the `checkpoint` state file naming them.
+    while not list(killed_ws.glob("train/*/checkpoints/checkpoint")):
         assert run.poll() is None and time.time() < deadline, "training ended before a checkpoint was seen"
         time.sleep(0.02)
     os.kill(run.pid, signal.SIGKILL)
