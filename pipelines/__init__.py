@@ -3,8 +3,8 @@
 Importing it must stay cheap and TensorFlow-free: it only defines tasks.
 """
 from pipelines.logs import configure as _configure_logging
-from pipelines.runs import FullRun, ImageRun
+from pipelines.runs import FullRun, GraphSpeedup, ImageRun, LinearRegression
 
 _configure_logging()
 
-__all__ = ["FullRun", "ImageRun"]
+__all__ = ["FullRun", "GraphSpeedup", "ImageRun", "LinearRegression"]
