@@ -15,7 +15,7 @@ import numpy as np
 from tasks import atomic
 from tasks.batching import batch_indices
 from tasks.loop_tf import TrainingLoop
-from tasks.tf_runtime import build_model, start_tensorflow
+from tasks.tf_runtime import build_model, model_caller, regularization_losses, start_tensorflow
 from tasks.worker import emit, main
 
 EVAL_BATCH = 1000
@@ -36,7 +36,8 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     model, hparams = build_model(request["model"], meta, request["model_params"], "image_classifier")
     optimizer = keras.optimizers.Adam(learning_rate=request["learning_rate"])
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model(x_train[:1])  # create the variables before restoring into them
+    call = model_caller(model)  # bare tf.Module models may not take `training`
+    call(x_train[:1], False)  # create the variables before restoring into them
     optimizer.build(model.trainable_variables)
     loop = TrainingLoop(out, model, optimizer, f"train {request['model']}", request["checkpoint_every"],
                         request["learning_rate"])
@@ -49,10 +50,10 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     def train_step(index):
         x, y = tf.gather(x_train, index), tf.gather(y_train, index)
         with tf.GradientTape() as tape:
-            logits = model(x, training=True)
+            logits = call(x, True)
             loss = loss_fn(y, logits)
-            if model.losses:
-                loss += tf.add_n(model.losses)
+            if regularization_losses(model):
+                loss += tf.add_n(regularization_losses(model))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         loop.step.assign_add(1)
@@ -61,7 +62,7 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
 
     @tf.function
     def eval_step(x, y):
-        logits = model(x, training=False)
+        logits = call(x, False)
         return (tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)),
                 tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)))
 
