@@ -95,6 +95,9 @@ def _run(run: dict[str, Any]) -> str:
         for sample in run["samples"]:
             parts.append(f'<div class="sample"><b>temperature {_fmt(sample.get("temperature"))}</b>'
                          f"<pre>{escape(str(sample.get('text', '')))}</pre></div>")
+    if (run.get("artefacts") or {}).get("tensorboard"):
+        parts.append(f"<p>TensorBoard: <code>tensorboard --logdir {escape(str(run['artefacts']['tensorboard']))}"
+                     "</code></p>")
     if run.get("artefacts"):
         parts.append("<h3>Artefacts</h3>" + _table([["", "path"], *([k, v] for k, v in run["artefacts"].items())]))
     return "\n".join(parts)

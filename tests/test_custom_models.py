@@ -26,3 +26,19 @@ def test_custom_model_plugin_trains_exports_and_evaluates(model, workspace, mirr
     assert metrics["count"] == 100 and metrics["accuracy"] > 0.5  # learnt, and evaluated via saved_model
     report = (manifests(workspace, "runs")[0].parent / "report.html").read_text()
     assert f"{model} on tiny" in report and report.count("data:image/png;base64,") == 2
+
+
+def test_tensorboard_reads_train_and_validation_curves(workspace, mirror):
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    assert run_luigi(["ImageRun", *TINY, "--model", "mlp"], workspace, mirror).returncode == 0
+    # What `tensorboard --logdir workspace/train` loads: one run per train/validation folder.
+    logs = EventMultiplexer().AddRunsFromDirectory(str(workspace / "train")).Reload()
+    runs = {run.rsplit("/", 1)[-1]: tags["tensors"] for run, tags in logs.Runs().items()}
+    assert set(runs) == {"train", "validation"}
+    for split, tags in runs.items():
+        assert {"loss", "accuracy"} <= set(tags), (split, tags)
+    validation = next(run for run in logs.Runs() if run.endswith("validation"))
+    assert [event.step for event in logs.Tensors(validation, "loss")] == [20, 40, 60]
+    report = (manifests(workspace, "runs")[0].parent / "report.html").read_text()
+    assert "tensorboard --logdir" in report
