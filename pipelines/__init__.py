@@ -3,8 +3,10 @@
 Importing it must stay cheap and TensorFlow-free: it only defines tasks.
 """
 from pipelines.logs import configure as _configure_logging
-from pipelines.runs import FullRun, ImageRun, ScheduledHourlyRun, ScheduledRun, TextRun
+from pipelines.runs import (FullRun, GraphSpeedup, ImageRun, LinearRegression, ScheduledHourlyRun,
+                            ScheduledRun, TextRun)
 
 _configure_logging()
 
-__all__ = ["FullRun", "ImageRun", "ScheduledHourlyRun", "ScheduledRun", "TextRun"]
+__all__ = ["FullRun", "GraphSpeedup", "ImageRun", "LinearRegression", "ScheduledHourlyRun", "ScheduledRun",
+           "TextRun"]

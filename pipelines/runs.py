@@ -1,4 +1,5 @@
-"""Top-level runs users name on the command line: ImageRun, TextRun, FullRun, ScheduledRun.
+"""Top-level runs users name on the command line: ImageRun, TextRun, FullRun, ScheduledRun,
+LinearRegression, GraphSpeedup.
 
 A run task turns the command line and YAML config into explicit typed
 parameters of the stage tasks (the only place config is resolved), then
@@ -7,21 +8,26 @@ writes a summary of what its upstream produced.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import luigi
+from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from pipelines import config as cfg
-from pipelines.summary import image_summary, render_markdown, text_summary
+from pipelines.report import render_html, task_records
+from pipelines.summary import graph_summary, image_summary, linreg_summary, render_markdown, text_summary
 from plugins import registry
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.errors import TfpipeError
 from tasks.evaluate import EvaluateImageModel
+from tasks.graph_speedup import TimeGraphSpeedup
+from tasks.linreg import FitLinearRegression
 from tasks.text_data import corpus_label
 from tasks.text_evaluate import EvaluateTextModel
 from tasks.text_generate import GenerateText
@@ -75,18 +81,29 @@ class RunTask(PipelineTask):
 
     def produce(self, folder: Path) -> dict[str, Any]:
         summary = self.summary()
+        summary.setdefault("run", {"task": self.task_id, "folder": str(folder)})
+        summary.setdefault("config", self.report_config())
+        summary.setdefault("tasks", task_records(self))
         atomic.write_json(folder / "summary.json", summary)
         text = render_markdown(summary)
         atomic.write_text(folder / "summary.md", text)
+        atomic.write_text(folder / "report.html", render_html(summary))
         logger.info("results of %s (also in %s):\n%s", self.get_task_family(), folder / "summary.md", text)
-        return {"summary": str(folder / "summary.md")}
+        return {"summary": str(folder / "summary.md"), "report": str(folder / "report.html")}
+
+    def report_config(self) -> dict[str, Any]:
+        """What the report shows as the configuration: this run's parameters and the resolved YAML."""
+        given = {key: value for key, value in self.param_kwargs.items() if value is not None}
+        return {"parameters": json.loads(json.dumps(recursively_unfreeze(given), default=str)),
+                "config_files": self.resolved_config().values}
 
 
 @RunTask.event_handler(luigi.Event.DEPENDENCY_PRESENT)
 def _show_existing_results(task: luigi.Task) -> None:
     """A rerun with nothing to do still tells the user where the results are."""
     if isinstance(task, RunTask):
-        logger.info("%s is complete; results: %s", task.get_task_family(), task.folder() / "summary.md")
+        logger.info("%s is complete; results: %s (report: %s)", task.get_task_family(), task.folder() / "summary.md",
+                    task.folder() / "report.html")
 
 
 class ImageRun(RunTask):
@@ -305,3 +322,42 @@ class ScheduledHourlyRun(SlotRun):
 
     def slot(self) -> str:
         return self.date_hour.strftime("%Y-%m-%dT%H")
+
+
+class LinearRegression(RunTask):
+    """y = a*x + b by gradient descent, numpy by hand vs tf.GradientTape + SGD (tasks.linreg)."""
+
+    learning_rate = luigi.FloatParameter(default=1e-3)
+    steps = luigi.IntParameter(default=10000)
+    record_every = luigi.IntParameter(default=2000)
+    x = luigi.OptionalListParameter(default=None, description="inputs (default: the years 2013-2017)")
+    y = luigi.OptionalListParameter(default=None, description="targets (default: the 2013-2017 prices)")
+
+    def run_name(self) -> str:
+        return "linear-regression"
+
+    def requires(self) -> FitLinearRegression:
+        data = {key: getattr(self, key) for key in ("x", "y") if getattr(self, key) is not None}
+        return FitLinearRegression(workspace=self.root(), learning_rate=self.learning_rate, steps=self.steps,
+                                   record_every=self.record_every, **data)
+
+    def summary(self) -> dict[str, Any]:
+        return {"runs": [linreg_summary(self.requires())]}
+
+
+class GraphSpeedup(RunTask):
+    """Eager vs tf.function call times of a shallow and a deep Dense model (tasks.graph_speedup)."""
+
+    batch_size = luigi.IntParameter(default=60)
+    repeats = luigi.IntParameter(default=100)
+    warmup = luigi.IntParameter(default=5)
+
+    def run_name(self) -> str:
+        return "graph-speedup"
+
+    def requires(self) -> TimeGraphSpeedup:
+        return TimeGraphSpeedup(workspace=self.root(), batch_size=self.batch_size, repeats=self.repeats,
+                                warmup=self.warmup)
+
+    def summary(self) -> dict[str, Any]:
+        return {"runs": [graph_summary(self.requires())]}

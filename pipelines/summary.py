@@ -8,6 +8,8 @@ from tasks.evaluate import EvaluateImageModel
 from tasks.text_data import corpus_label
 from tasks.text_evaluate import EvaluateTextModel
 from tasks.text_generate import GenerateText
+from tasks.graph_speedup import TimeGraphSpeedup
+from tasks.linreg import FitLinearRegression
 
 
 def image_summary(evaluate: EvaluateImageModel) -> dict[str, Any]:
@@ -25,6 +27,8 @@ def image_summary(evaluate: EvaluateImageModel) -> dict[str, Any]:
         "artefacts": {"model": str(train.folder()), "evaluation": str(evaluate.folder()),
                       "confusion_matrix": str(evaluate.folder() / "confusion_matrix.png"),
                       "tensorboard": str(train.folder() / "tensorboard")},
+        "images": {"training curves": str(evaluate.folder() / "training_curves.png"),
+                   "confusion matrix": str(evaluate.folder() / "confusion_matrix.png")},
     }
 
 
@@ -50,6 +54,57 @@ def text_summary(evaluate: EvaluateTextModel, generate: GenerateText) -> dict[st
     }
 
 
+def linreg_summary(fit: FitLinearRegression) -> dict[str, Any]:
+    record = fit.manifest()["record"]
+    last = {name: record[name][-1] for name in ("numpy", "tensorflow")}
+    rows = [["step", "a (numpy)", "a (tensorflow)", "b (numpy)", "b (tensorflow)"]]
+    for n, t in zip(record["numpy"], record["tensorflow"]):
+        rows.append([n["step"], round(n["a"], 5), round(t["a"], 5), round(n["b"], 5), round(t["b"], 5)])
+    units = [["method", "price per year", "intercept"]]
+    units += [[name, round(v["slope_per_year"], 2), round(v["intercept"], 2)]
+              for name, v in record["original_units"].items()]
+    return {
+        "path": "linreg",
+        "name": f"linear regression, lr {fit.learning_rate:g}",
+        "metrics": {"a_numpy": last["numpy"]["a"], "b_numpy": last["numpy"]["b"], "a_tensorflow": last["tensorflow"]["a"],
+                    "b_tensorflow": last["tensorflow"]["b"], "loss": last["numpy"]["loss"],
+                    "max_abs_difference": record["max_abs_difference"],
+                    "price_per_year": record["original_units"]["numpy"]["slope_per_year"]},
+        "steps": last["numpy"]["step"],
+        "train_seconds": record["tf_seconds"],
+        "artefacts": {"fit": str(fit.folder() / "fit.json"), "plot": record["plot"]},
+        "images": {"data and fitted lines, numpy vs TensorFlow": record["plot"]},
+        "tables": {f"a and b every {fit.record_every} steps": rows, "fit in original units": units},
+    }
+
+
+def graph_summary(timing: TimeGraphSpeedup) -> dict[str, Any]:
+    record = timing.manifest()["record"]
+    machine = record["machine"]
+    rows = [["model", "layers", "parameters", "eager median (ms)", "graph median (ms)", "speedup",
+             "graph first call (ms)"]]
+    for name, model in record["models"].items():
+        rows.append([name, "Dense " + ", ".join(map(str, model["layers"])), model["parameters"],
+                     model["eager_median_ms"], model["graph_median_ms"], model["speedup"],
+                     model["graph_first_call_ms"]])
+    return {
+        "path": "graph",
+        "name": f"eager vs tf.function, batch {timing.batch_size}",
+        "metrics": {f"{name}_{key}": model[key] for name, model in record["models"].items()
+                    for key in ("eager_median_ms", "graph_median_ms", "speedup")},
+        "steps": timing.repeats,
+        "train_seconds": None,
+        "artefacts": {"timings": record["json"], "plot": record["plot"]},
+        "images": {"median call time, eager vs graph": record["plot"]},
+        "tables": {"call times": rows, "machine": [["", "value"], *([k, v] for k, v in machine.items())]},
+    }
+
+
+def _main_artefact(run: dict[str, Any]) -> str:
+    artefacts = run.get("artefacts") or {}
+    return str(artefacts.get("model") or next(iter(artefacts.values()), ""))
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -61,7 +116,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     for run in summary["runs"]:
         metrics = ", ".join(f"{key} {_cell(value)}" for key, value in run["metrics"].items())
         lines.append(f"| {run['name']} | {metrics} | {run.get('steps', '')} | "
-                     f"{_cell(run.get('train_seconds'))} s | {run['artefacts']['model']} |")
+                     f"{_cell(run.get('train_seconds'))} s | {_main_artefact(run)} |")
     for run in summary["runs"]:
         lines.append("")
         lines.append(f"{run['name']}:")

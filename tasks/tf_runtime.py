@@ -131,3 +131,32 @@ def build_model(name: str, spec: dict[str, Any], overrides: dict[str, Any], expe
 
 def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def accepts_training(model: Any) -> bool:
+    """Whether `model(x, training=...)` is valid: Keras models yes; a bare tf.Module only if
+    its __call__ names `training` or takes **kwargs."""
+    import inspect
+
+    import keras
+
+    if isinstance(model, keras.Layer):
+        return True
+    try:
+        parameters = inspect.signature(model.__call__).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "training" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def model_caller(model: Any):
+    """`call(x, training)` for any model plugin result: keras.Model (Sequential, functional,
+    subclassed with its own call()) or a tf.Module whose __call__ may not take `training`."""
+    if accepts_training(model):
+        return lambda x, training: model(x, training=training)
+    return lambda x, training: model(x)
+
+
+def regularization_losses(model: Any) -> list:
+    """Keras models collect layer losses; a bare tf.Module has none."""
+    return list(getattr(model, "losses", None) or [])

@@ -16,7 +16,7 @@ from tasks import atomic, tf_runtime
 from tasks.batching import batch_indices
 from tasks.errors import TfpipeError
 from tasks.loop_tf import TrainingLoop
-from tasks.tf_runtime import build_model, start_tensorflow
+from tasks.tf_runtime import build_model, model_caller, regularization_losses, start_tensorflow
 from tasks.worker import emit, main
 
 EVAL_BATCH = 1000
@@ -40,7 +40,8 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     with strategy.scope():  # variables are mirrored when the device policy has several replicas
         model, hparams = build_model(request["model"], meta, request["model_params"], "image_classifier")
         optimizer = keras.optimizers.Adam(learning_rate=request["learning_rate"])
-        model(x_train[:1])  # create the variables before restoring into them
+        call = model_caller(model)  # bare tf.Module models may not take `training`
+        call(x_train[:1], False)  # create the variables before restoring into them
         optimizer.build(model.trainable_variables)
     loop = TrainingLoop(out, model, optimizer, f"train {request['model']}", request["checkpoint_every"],
                         request["learning_rate"])
@@ -60,11 +61,11 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
         index = index[start:start + per_replica]
         x, y = tf.gather(x_train, index), tf.gather(y_train, index)
         with tf.GradientTape() as tape:
-            logits = model(x, training=True)
+            logits = call(x, True)
             per_example = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
             loss = tf.reduce_sum(per_example) / batch_size  # summed over replicas: the global mean
-            if model.losses:
-                loss += tf.add_n(model.losses) / replicas
+            if regularization_losses(model):
+                loss += tf.add_n(regularization_losses(model)) / replicas
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))  # all-reduces the gradients
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
@@ -80,7 +81,7 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
 
     @tf.function
     def eval_step(x, y):
-        logits = model(x, training=False)
+        logits = call(x, False)
         return (tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)),
                 tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)))
 

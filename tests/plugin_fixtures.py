@@ -47,3 +47,73 @@ def install_tiny_model(site: Path) -> Path:
         {"tinymodel/__init__.py": "", "tinymodel/model.py": TINY_MODEL},
         {"tfpipe.models": {"tiny_mlp": "tinymodel.model"}},
     )
+
+
+SUBCLASSED_MODEL = '''
+"""A third-party image model written as a subclassed keras.Model with its own call()."""
+KIND = "image_classifier"
+DEFAULTS = {"width": 16, "dropout": 0.1}
+
+
+def build(spec, width=16, dropout=0.1):
+    import keras
+
+    class BandNet(keras.Model):
+        def __init__(self, num_classes, **kwargs):
+            super().__init__(**kwargs)
+            self.flatten = keras.layers.Flatten()
+            self.hidden = keras.layers.Dense(width, activation="relu")
+            self.drop = keras.layers.Dropout(dropout)
+            self.out = keras.layers.Dense(num_classes)
+
+        def call(self, x, training=False):
+            return self.out(self.drop(self.hidden(self.flatten(x)), training=training))
+
+    return BandNet(spec["num_classes"], name="band_net")
+'''
+
+MODULE_MODEL = '''
+"""A third-party image model built from tf.Module layers that own their tf.Variables."""
+KIND = "image_classifier"
+DEFAULTS = {"width": 16}
+
+
+def build(spec, width=16):
+    import math
+
+    import tensorflow as tf
+
+    class Dense(tf.Module):
+        def __init__(self, inputs, outputs, relu, name=None):
+            super().__init__(name=name)
+            limit = math.sqrt(6.0 / (inputs + outputs))
+            self.w = tf.Variable(tf.random.uniform([inputs, outputs], -limit, limit), name="w")
+            self.b = tf.Variable(tf.zeros([outputs]), name="b")
+            self.relu = relu
+
+        def __call__(self, x):
+            y = tf.matmul(x, self.w) + self.b
+            return tf.nn.relu(y) if self.relu else y
+
+    class ModuleNet(tf.Module):
+        def __init__(self):
+            super().__init__(name="module_net")
+            inputs = math.prod(spec["input_shape"])
+            self.hidden = Dense(inputs, width, relu=True, name="hidden")
+            self.out = Dense(width, spec["num_classes"], relu=False, name="out")
+
+        def __call__(self, x):  # no `training`: tfpipe must not pass one
+            return self.out(self.hidden(tf.reshape(x, [tf.shape(x)[0], -1])))
+
+    return ModuleNet()
+'''
+
+
+def install_custom_models(site: Path) -> Path:
+    """One distribution with a subclassed keras.Model plugin and a tf.Module plugin."""
+    return install_fake_distribution(
+        site, "tfpipe-custommodels", "1.0.0",
+        {"custommodels/__init__.py": "", "custommodels/subclassed.py": SUBCLASSED_MODEL,
+         "custommodels/module.py": MODULE_MODEL},
+        {"tfpipe.models": {"band_net": "custommodels.subclassed", "module_net": "custommodels.module"}},
+    )

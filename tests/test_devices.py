@@ -11,7 +11,7 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
+
 import threading
 from pathlib import Path
 
@@ -275,7 +275,7 @@ def strategy(tf, options, context):
     return None
 '''
 
-TWO_RUNS = f'''
+TWO_RUNS = '''
 import luigi
 from pipelines.runs import ImageRun
 
