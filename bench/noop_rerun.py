@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.tiny_data import write_tiny_config  # noqa: E402
+from tests.conftest import write_tiny_full_config  # noqa: E402
 
 
 def timed(command: list[str], env: dict, repeats: int, cwd: Path = ROOT) -> list[float]:
@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        config = write_tiny_config(tmp)
+        config = write_tiny_full_config(tmp)
         env = {**os.environ, "TFPIPE_WORKSPACE": str(tmp / "ws"), "TFPIPE_DATA_MIRROR": str(tmp / "mirror"),
                "PYTHONPATH": str(ROOT / "bench")}
         luigi = [sys.executable, "-m", "luigi", "--local-scheduler", "--module"]

@@ -34,6 +34,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "steps": (int, True),
         "batch_size": (int, True),
         "learning_rate": (float, True),
+        "lr_schedule": (str, False),
         "checkpoint_every": (int, True),
         "seed": (int, False),
         "deterministic": (bool, False),
@@ -59,6 +60,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "device": {"policy": ((str, list), False), "options": ((dict, type(None)), False)},
     "models": {},  # model name -> {hyper-parameter: value}; checked by the plugin's DEFAULTS
 }
+# Keys whose value must be one of a few words.
+CHOICES = {"image.lr_schedule": ("constant", "cosine")}
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
                dict: "a mapping", list: "a list", tuple: "a list"}
 
@@ -152,6 +155,9 @@ def _check(section: str, key: str, value: Any, where: str) -> None:
         raise ConfigError(f"{where}: {section}.{key} must be {_describe(expected)}, got {value!r}")
     if positive and value <= 0:
         raise ConfigError(f"{where}: {section}.{key} must be greater than 0, got {value!r}")
+    choices = CHOICES.get(f"{section}.{key}")
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: {section}.{key} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def merge(base: Config, override: Config) -> Config:

@@ -81,7 +81,7 @@ class RunTask(PipelineTask):
 
     def produce(self, folder: Path) -> dict[str, Any]:
         summary = self.summary()
-        summary.setdefault("run", {"task": self.task_id, "folder": str(folder)})
+        summary.setdefault("run", {"task": self.label(), "folder": str(folder)})
         summary.setdefault("config", self.report_config())
         summary.setdefault("tasks", task_records(self))
         atomic.write_json(folder / "summary.json", summary)
@@ -106,7 +106,20 @@ def _show_existing_results(task: luigi.Task) -> None:
                     task.folder() / "report.html")
 
 
-class ImageRun(RunTask):
+class TrainingRun(RunTask):
+    """A run that trains: the device policy comes from the command line or the ``device`` section."""
+
+    device = luigi.OptionalParameter(default=None, significant=False,
+                                     description="device policies, e.g. mirrored or gpu,memory_growth")
+    device_options = luigi.OptionalDictParameter(default=None, significant=False,
+                                                 description='e.g. \'{"ids": [1], "fallback": "cpu"}\'')
+
+    def device_params(self, config: cfg.Config) -> dict[str, Any]:
+        device, options = cfg.device_policy(config, self.device, self.device_options)
+        return {"device": device, "device_options": options}
+
+
+class ImageRun(TrainingRun):
     """Image path for one dataset and model: download -> preprocess -> train -> evaluate.
 
     Every parameter left unset comes from the config (``image`` section).
@@ -117,6 +130,7 @@ class ImageRun(RunTask):
     steps = luigi.OptionalIntParameter(default=None)
     batch_size = luigi.OptionalIntParameter(default=None)
     learning_rate = luigi.OptionalFloatParameter(default=None)
+    lr_schedule = luigi.OptionalParameter(default=None, description="constant or cosine")
     checkpoint_every = luigi.OptionalIntParameter(default=None)
     seed = luigi.OptionalIntParameter(default=None)
     validation_size = luigi.OptionalIntParameter(default=None)
@@ -124,10 +138,6 @@ class ImageRun(RunTask):
     deterministic = luigi.OptionalBoolParameter(default=None)
     model_params = luigi.OptionalDictParameter(default=None, description='e.g. \'{"hidden_units": 200}\'')
     mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
-    device = luigi.OptionalParameter(default=None, significant=False,
-                                     description="device policies, e.g. mirrored or gpu,memory_growth")
-    device_options = luigi.OptionalDictParameter(default=None, significant=False,
-                                                 description='e.g. \'{"ids": [1], "fallback": "cpu"}\'')
 
     def run_name(self) -> str:
         evaluate = self.requires()
@@ -145,11 +155,9 @@ class ImageRun(RunTask):
         except registry.PluginError as exc:
             raise TfpipeError(f"{config.origins.get('image.model', 'image.model')}: {exc}") from exc
         params = {**config.model_params(image["model"]), **dict(self.model_params or {})}
-        device, device_options = cfg.device_policy(config, self.device, self.device_options)
         task = EvaluateImageModel(
             workspace=self.root(),
-            device=device,
-            device_options=device_options,
+            **self.device_params(config),
             mirror=self.mirror or cfg.data_mirror(config),
             model_params=params,
             **{key: image[key] for key in cfg.SCHEMA["image"]},
@@ -161,7 +169,7 @@ class ImageRun(RunTask):
         return {"runs": [image_summary(self.requires())]}
 
 
-class TextRun(RunTask):
+class TextRun(TrainingRun):
     """Text path for one corpus and model: download -> preprocess -> train -> evaluate and
     generate. Every parameter left unset comes from the config (``text`` section)."""
 
@@ -205,7 +213,8 @@ class TextRun(RunTask):
                                           config.origins.get("text.temperatures", "text.temperatures"))
         params = {**config.model_params(text["model"]), **dict(self.model_params or {})}
         common = {key: text[key] for key in cfg.SCHEMA["text"] if key not in self.GENERATION}
-        common.update(workspace=self.root(), mirror=self.mirror or cfg.data_mirror(config), model_params=params)
+        common.update(workspace=self.root(), mirror=self.mirror or cfg.data_mirror(config), model_params=params,
+                      **self.device_params(config))
         tasks = {
             "evaluate": EvaluateTextModel(**common),
             "generate": GenerateText(**common, temperatures=temperatures,
@@ -219,14 +228,15 @@ class TextRun(RunTask):
         return {"runs": [text_summary(tasks["evaluate"], tasks["generate"])]}
 
 
-class FullRun(RunTask):
+class FullRun(TrainingRun):
     """Everything: the image path and the text path (each from its config section)."""
 
     mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
 
     def requires(self) -> list[RunTask]:
-        return [ImageRun(config=self.config, workspace=self.workspace, mirror=self.mirror),
-                TextRun(config=self.config, workspace=self.workspace, mirror=self.mirror)]
+        shared = dict(config=self.config, workspace=self.workspace, mirror=self.mirror, device=self.device,
+                      device_options=self.device_options)
+        return [ImageRun(**shared), TextRun(**shared)]
 
     def summary(self) -> dict[str, Any]:
         runs = []
@@ -249,7 +259,7 @@ class SlotRun(RunTask):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.scheduled_at = time.time()  # results finished before this were reused
+        self.scheduled_at = int(time.time())  # results finished before this were reused (1 s resolution)
 
     def slot(self) -> str:
         raise NotImplementedError
@@ -266,42 +276,21 @@ class SlotRun(RunTask):
     def requires(self) -> list[luigi.Task]:
         return flatten(self.full_run().requires())
 
-    def stages(self) -> list[dict[str, Any]]:
-        """Every upstream task once, upstream first, with what this slot did with it."""
-        seen: dict[str, dict[str, Any]] = {}
-
-        def visit(task: PipelineTask) -> None:
-            for upstream in task.upstream():
-                visit(upstream)
-            if task.task_id in seen or task is self:
-                return
-            manifest = task.manifest()
-            finished = datetime.datetime.fromisoformat(manifest["finished"]).timestamp()
-            seen[task.task_id] = {
-                "task": task.task_id, "stage": task.stage, "folder": str(task.folder()),
-                "finished": manifest["finished"], "attempts": manifest.get("attempts"),
-                # manifest times have 1 s resolution
-                "produced_in_this_slot": finished >= int(self.scheduled_at),
-            }
-
-        visit(self)
-        return list(seen.values())
-
     def summary(self) -> dict[str, Any]:
         result = self.full_run().summary()
-        stages = self.stages()
+        tasks = task_records(self, since=self.scheduled_at)
         result["slot"] = self.slot()
-        result["produced"] = [row["task"] for row in stages if row["produced_in_this_slot"]]
-        result["reused"] = [row["task"] for row in stages if not row["produced_in_this_slot"]]
+        result["tasks"] = tasks
+        result["produced"] = [row["task_id"] for row in tasks if row["status"] == "ran"]
+        result["reused"] = [row["task_id"] for row in tasks if row["status"] == "reused"]
         return result
 
     def produce(self, folder: Path) -> dict[str, Any]:
         record = super().produce(folder)
-        stages = self.stages()
-        atomic.write_json(folder / "stages.json", stages)
-        logger.info("%s: produced %d task(s), reused %d", self.task_id,
-                    sum(row["produced_in_this_slot"] for row in stages),
-                    sum(not row["produced_in_this_slot"] for row in stages))
+        summary = json.loads((folder / "summary.json").read_text("utf-8"))
+        atomic.write_json(folder / "stages.json", summary["tasks"])
+        logger.info("%s: produced %d task(s), reused %d", self.task_id, len(summary["produced"]),
+                    len(summary["reused"]))
         return {**record, "slot": self.slot()}
 
 

@@ -117,3 +117,48 @@ class TrainingLoop:
                 f"config, or --learning-rate) and rerun. Nothing past step {last_checkpoint} was "
                 f"checkpointed.")
         return {key: float(np.mean(self.tf.stack(values))) for key, values in window.items()}
+
+
+def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, batch_rows: int,
+                       units_per_step: int, forward: Callable[[Any], tuple[Any, dict[str, Any]]]):
+    """A compiled train step that splits each global batch over the strategy's replicas.
+
+    `forward(rows)` runs the model on this replica's rows of the batch and returns
+    (summed loss, {metric: summed value}); sums over all replicas are divided by
+    `units_per_step` (samples, or characters), so every replica count gives the
+    same mean loss and the same update as one device.
+    """
+    import tensorflow as tf
+
+    from tasks.tf_runtime import regularization_losses
+
+    replicas = strategy.num_replicas_in_sync
+    if batch_rows % replicas:
+        raise TfpipeError(f"batch_size={batch_rows} does not split evenly over the {replicas} replicas "
+                          f"of the device policy; use a multiple of {replicas}")
+    per_replica = batch_rows // replicas
+
+    def replica_step(batch):
+        # Every replica (on every worker) sees the same global batch and takes its own rows.
+        start = tf.distribute.get_replica_context().replica_id_in_sync_group * per_replica
+        with tf.GradientTape() as tape:
+            loss_sum, metric_sums = forward(batch[start:start + per_replica])
+            loss = loss_sum / units_per_step
+            extra = regularization_losses(model)
+            if extra:
+                loss += tf.add_n(extra) / replicas
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))  # all-reduces the gradients
+        return loss, metric_sums
+
+    @tf.function
+    def train_step(batch):
+        loss, metric_sums = strategy.run(replica_step, args=(batch,))
+        step.assign_add(1)
+        total = tf.distribute.ReduceOp.SUM
+        result = {"loss": strategy.reduce(total, loss, axis=None)}
+        for key, value in metric_sums.items():
+            result[key] = strategy.reduce(total, value, axis=None) / units_per_step
+        return result
+
+    return train_step

@@ -5,12 +5,16 @@ only the code it runs.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import luigi
+from luigi.freezing import recursively_unfreeze
 
 from plugins import registry
+from tasks import devices
 from tasks.base import PipelineTask, library_versions
+from tasks.child import run_worker
 from tasks.errors import TfpipeError
 
 
@@ -38,3 +42,38 @@ class ModelTask(PipelineTask):
         tf_version = library_versions()["tensorflow"] or "none"
         components["tensorflow"] = ".".join(tf_version.split(".")[:2])  # a minor upgrade may change results
         return components
+
+
+class TrainingTask(ModelTask):
+    """A training stage: runs its TensorFlow worker under the chosen device policy.
+
+    Where it trains does not change what is learnt: a model trained on GPU 1
+    serves a request for the same model on the CPU. So the policy is not part
+    of the fingerprint; the manifest records what was applied.
+    """
+
+    device = luigi.ListParameter(default=[], significant=False,
+                                 description="tfpipe.devices policies, e.g. [\"gpu\", \"memory_growth\"]")
+    device_options = luigi.DictParameter(default={}, significant=False,
+                                         description="options of the device policies (ids, limit, fallback, ...)")
+
+    @property
+    def resources(self) -> dict[str, int]:
+        """One Luigi `gpu` resource per GPU this task will hold (see README: [resources] gpu)."""
+        try:
+            needed = devices.gpus_needed(list(self.device), recursively_unfreeze(self.device_options))
+        except TfpipeError:
+            return {}  # the same error is raised, with its message, when the task runs
+        if not needed:
+            return {}
+        configured = luigi.configuration.get_config().getint("resources", "gpu", None)
+        # Without [resources] gpu Luigi allows 1: ask for 1 so the task can still be scheduled.
+        return {"gpu": min(needed, configured) if configured else 1}
+
+    def train_in_worker(self, request: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """Hold the GPUs the policy hands out while the worker trains; return its result."""
+        slots = Path(self.workspace) / ".gpu-slots"
+        options = recursively_unfreeze(self.device_options)
+        with devices.applied(list(self.device), options, slots, self.task_id) as plan:
+            request["device"] = plan.request()
+            return run_worker(self, self.worker_module, request, folder, env=plan.env)

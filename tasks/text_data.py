@@ -26,8 +26,6 @@ TEXT_CORPORA = {
     "nietzsche": RemoteFile("nietzsche.txt", ("https://s3.amazonaws.com/text-datasets/nietzsche.txt",),
                             None, 600918),
 }
-# A copy beside the project (the DESIGN's ../shared/data), looked at after the mirror.
-_SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 def is_url(corpus: str) -> bool:
@@ -51,8 +49,6 @@ def corpus_candidates(corpus: str, mirror: str | None) -> list[Path]:
     candidates = []
     if mirror:
         candidates += [Path(mirror) / corpus / name, Path(mirror) / name]
-    if corpus in TEXT_CORPORA:
-        candidates.append(_SHARED_DATA / name)
     return candidates
 
 

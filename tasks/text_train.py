@@ -8,14 +8,13 @@ from typing import Any
 import luigi
 from luigi.util import requires
 
-from tasks.child import run_worker
-from tasks.model_task import ModelTask
+from tasks.model_task import TrainingTask
 from tasks.text_data import PreprocessText, corpus_label
 from tasks.text_prep import check_window
 
 
 @requires(PreprocessText)
-class TrainTextModel(ModelTask):
+class TrainTextModel(TrainingTask):
     """Reads the encoded text; trains a character language model plugin to predict the next
     character at every position of a window; writes checkpoints, history.json, TensorBoard
     logs, model.keras and vocab.json. Resumes from its newest checkpoint."""
@@ -52,4 +51,4 @@ class TrainTextModel(ModelTask):
             "seed": self.seed,
             "deterministic": self.deterministic,
         }
-        return run_worker(self, self.worker_module, request, folder)
+        return self.train_in_worker(request, folder)

@@ -14,9 +14,8 @@ import numpy as np
 
 from tasks import atomic, tf_runtime
 from tasks.batching import batch_indices
-from tasks.errors import TfpipeError
-from tasks.loop_tf import TrainingLoop
-from tasks.tf_runtime import build_model, model_caller, regularization_losses, start_tensorflow
+from tasks.loop_tf import TrainingLoop, compile_train_step
+from tasks.tf_runtime import build_model, model_caller, start_tensorflow
 from tasks.worker import emit, main
 
 EVAL_BATCH = 1000
@@ -27,7 +26,6 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     import keras
 
     strategy = tf_runtime.strategy()
-    replicas = strategy.num_replicas_in_sync
 
     data_dir, out = Path(request["data_dir"]), Path(request["out_dir"])
     meta = json.loads((data_dir / "meta.json").read_text("utf-8"))
@@ -39,7 +37,8 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
 
     with strategy.scope():  # variables are mirrored when the device policy has several replicas
         model, hparams = build_model(request["model"], meta, request["model_params"], "image_classifier")
-        optimizer = keras.optimizers.Adam(learning_rate=request["learning_rate"])
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(
+            request["learning_rate"], request.get("lr_schedule", "constant"), request["steps"]))
         call = model_caller(model)  # bare tf.Module models may not take `training`
         call(x_train[:1], False)  # create the variables before restoring into them
         optimizer.build(model.trainable_variables)
@@ -50,34 +49,14 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     indices = batch_indices(int(x_train.shape[0]), batch_size, request["seed"], loop.resumed_from, total_steps)
     batches = tf.data.Dataset.from_tensor_slices(indices).prefetch(tf.data.AUTOTUNE)
 
-    if batch_size % replicas:
-        raise TfpipeError(f"batch_size={batch_size} does not split evenly over the {replicas} replicas "
-                          f"of the device policy; use a multiple of {replicas}")
-    per_replica = batch_size // replicas
-
-    def replica_step(index):
-        # Every replica (on every worker) sees the same global batch of indices and takes its slice.
-        start = tf.distribute.get_replica_context().replica_id_in_sync_group * per_replica
-        index = index[start:start + per_replica]
+    def forward(index):
         x, y = tf.gather(x_train, index), tf.gather(y_train, index)
-        with tf.GradientTape() as tape:
-            logits = call(x, True)
-            per_example = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-            loss = tf.reduce_sum(per_example) / batch_size  # summed over replicas: the global mean
-            if regularization_losses(model):
-                loss += tf.add_n(regularization_losses(model)) / replicas
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))  # all-reduces the gradients
+        logits = call(x, True)
+        loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
-        return loss, correct
+        return loss, {"accuracy": correct}
 
-    @tf.function
-    def train_step(index):
-        loss, correct = strategy.run(replica_step, args=(index,))
-        loop.step.assign_add(1)
-        total = tf.distribute.ReduceOp.SUM
-        return {"loss": strategy.reduce(total, loss, axis=None),
-                "accuracy": strategy.reduce(total, correct, axis=None) / batch_size}
+    train_step = compile_train_step(strategy, model, optimizer, loop.step, batch_size, batch_size, forward)
 
     @tf.function
     def eval_step(x, y):
@@ -99,6 +78,16 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
     return result
+
+
+def learning_rate_schedule(learning_rate: float, schedule: str, steps: int):
+    """A constant rate, or cosine decay to a tenth of it over the run (a function of the
+    optimizer's step count, which checkpoints restore, so resuming keeps the schedule)."""
+    import keras
+
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.1)
+    return learning_rate
 
 
 def export(model, out: Path, example) -> list[str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import subprocess
 import sys
 import time
@@ -104,3 +105,30 @@ def stages_written_since(workspace: Path, since: float) -> set[str]:
 # Small, fast training settings for end-to-end tests.
 TINY = ["--dataset", "tiny", "--steps", "60", "--batch-size", "20", "--checkpoint-every", "20",
         "--validation-size", "50"]
+
+
+def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
+    """A few thousand characters of sentences over a small word list."""
+    rng = random.Random(seed)
+    words = "The will to power is a thing of beauty and of truth ; what is good ? All that".split()
+    text = ""
+    while len(text) < chars:
+        text += " ".join(rng.choice(words) for _ in range(10)) + ".\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_tiny_full_config(folder: Path) -> Path:
+    """Tiny data for both paths in folder/mirror (image `tiny`, corpus `words`) and a config
+    selecting them with small, fast models; returns the config path (for FullRun)."""
+    write_idx_folder(folder / "mirror" / "tiny", make_image_set())
+    make_corpus(folder / "mirror" / "words" / "words.txt")  # a corpus found by name in the mirror
+    config = folder / "tiny-full.yaml"
+    config.write_text(
+        "image:\n  dataset: tiny\n  model: mlp\n  steps: 20\n  batch_size: 20\n  checkpoint_every: 20\n"
+        "  validation_size: 50\n"
+        "text:\n  corpus: words\n  model: lstm\n  lowercase: false\n  window: 20\n  steps: 20\n"
+        "  batch_size: 8\n  checkpoint_every: 20\n  temperatures: [0.5]\n  length: 30\n  seed_length: 10\n"
+        "models:\n  lstm:\n    units: 16\n    embedding_dim: 8\n")
+    return config

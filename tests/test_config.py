@@ -22,7 +22,7 @@ def test_command_line_beats_files(tmp_path):
     config = cfg.resolve(str(write(tmp_path, "image:\n  learning_rate: 0.1\n")))
     config = cfg.apply_overrides(config, "image", {"learning_rate": 0.5, "steps": None})
     assert config.get("image", "learning_rate") == 0.5
-    assert config.get("image", "steps") == 6000
+    assert config.get("image", "steps") == cfg.load_file(cfg.DEFAULTS_FILE).get("image", "steps")
 
 
 def test_malformed_yaml_names_file_and_line(tmp_path):
@@ -49,6 +49,7 @@ def test_unknown_section(tmp_path):
     ("deterministic: 1", "image.deterministic must be true or false"),
     ("learning_rate: -0.1", "image.learning_rate must be greater than 0"),
     ("batch_size: 0", "image.batch_size must be greater than 0"),
+    ("lr_schedule: linear", "image.lr_schedule must be one of constant, cosine, got 'linear'"),
 ])
 def test_wrong_types_and_ranges(tmp_path, line, message):
     path = write(tmp_path, f"image:\n  {line}\n")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY, luigi_env, manifests, stages_written_since
+from tests.conftest import ROOT, TINY, luigi_env, manifests, stages_written_since, write_tiny_full_config
 
 pytestmark = pytest.mark.slow
 
@@ -224,10 +224,9 @@ def test_same_command_twice_exits_already_running(tmp_path, mirror, workspace):
     assert finish(first)[0] == 0
 
 
-def test_nightly_scheduled_run_with_no_change_trains_nothing(tmp_path, mirror, workspace):
-    config = tmp_path / "tiny.yaml"
-    config.write_text("image:\n  dataset: tiny\n  model: mlp\n  steps: 60\n  batch_size: 20\n"
-                      "  checkpoint_every: 20\n  validation_size: 50\n")
+def test_nightly_scheduled_run_with_no_change_trains_nothing(tmp_path, workspace):
+    config = write_tiny_full_config(tmp_path)  # both paths of FullRun, tiny
+    mirror = tmp_path / "mirror"
     night1 = subprocess.run([sys.executable, "-m", "pipelines", "scheduled", "--date", "2024-05-01",
                              "--config", str(config), "--local-scheduler"], cwd=ROOT,
                             env=luigi_env(workspace, mirror), capture_output=True, text=True, timeout=600)
@@ -243,7 +242,7 @@ def test_nightly_scheduled_run_with_no_change_trains_nothing(tmp_path, mirror, w
     assert [path.name[:20] for path in reports] == ["scheduled-2024-05-01", "scheduled-2024-05-02"]
     stages = json.loads((reports[1] / "stages.json").read_text())
     assert {row["stage"] for row in stages} >= {"download", "preprocess", "train", "evaluate"}
-    assert not any(row["produced_in_this_slot"] for row in stages)
+    assert {row["status"] for row in stages} == {"reused"}
     first = json.loads((reports[0] / "stages.json").read_text())
-    assert any(row["stage"] == "train" and row["produced_in_this_slot"] for row in first)
+    assert any(row["stage"] == "train" and row["status"] == "ran" for row in first)
     assert "mlp on tiny" in (reports[1] / "summary.md").read_text()

@@ -1,29 +1,16 @@
 """The text path end to end through the real `luigi` command line, on a tiny generated corpus."""
 import json
-import random
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_image_set, manifests, run_luigi, stages_written_since, write_idx_folder
+from tests.conftest import make_corpus, manifests, run_luigi, stages_written_since, write_tiny_full_config
 
 pytestmark = pytest.mark.slow
 
 TINY_TEXT = ["--steps", "30", "--window", "20", "--batch-size", "8", "--checkpoint-every", "15",
              "--model-params", '{"units": 16, "embedding_dim": 8}', "--length", "40", "--seed-length", "20"]
-
-
-def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
-    """A few thousand characters of sentences over a small word list."""
-    rng = random.Random(seed)
-    words = "The will to power is a thing of beauty and of truth ; what is good ? All that".split()
-    text = ""
-    while len(text) < chars:
-        text += " ".join(rng.choice(words) for _ in range(10)) + ".\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 @pytest.fixture
@@ -120,16 +107,8 @@ def test_bad_inputs_fail_clearly_and_leave_nothing_complete(workspace, tmp_path,
 
 
 def test_full_run_reports_the_image_and_the_text_path(workspace, tmp_path):
+    config = write_tiny_full_config(tmp_path)
     mirror = tmp_path / "mirror"
-    write_idx_folder(mirror / "tiny", make_image_set())
-    make_corpus(mirror / "words" / "words.txt")  # a corpus found by name in the mirror
-    config = tmp_path / "full.yaml"
-    config.write_text(
-        "image:\n  dataset: tiny\n  model: mlp\n  steps: 20\n  batch_size: 20\n  checkpoint_every: 20\n"
-        "  validation_size: 50\n"
-        "text:\n  corpus: words\n  model: lstm\n  lowercase: false\n  window: 20\n  steps: 20\n"
-        "  batch_size: 8\n  checkpoint_every: 20\n  temperatures: [0.5]\n  length: 30\n  seed_length: 10\n"
-        "models:\n  lstm:\n    units: 16\n    embedding_dim: 8\n")
     run = run_luigi(["FullRun", "--config", str(config)], workspace, mirror)
     assert run.returncode == 0, run
     summary = json.loads((manifests(workspace, "runs")[-1].parent.parent.glob("full*/summary.json")

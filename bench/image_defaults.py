@@ -1,0 +1,44 @@
+"""Default configuration on a real dataset: test accuracy and training time per model.
+
+python bench/image_defaults.py [--dataset fashion_mnist] [--models cnn mlp] [--workspace DIR]
+
+Runs `luigi --module pipelines ImageRun` with nothing but the dataset and model
+given (every other value from pipelines/configs/defaults.yaml) in a fresh
+workspace, and prints a table from the manifests.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--models", nargs="+", default=["cnn", "mlp"])
+    parser.add_argument("--workspace", type=Path, help="default: a temporary folder")
+    args = parser.parse_args()
+    workspace = args.workspace or Path(tempfile.mkdtemp(prefix="tfpipe-bench-"))
+    env = {**os.environ, "TFPIPE_WORKSPACE": str(workspace)}
+    print(f"| model | steps | test accuracy | training time (s) | samples/s |  ({args.dataset}, {os.cpu_count()} CPUs)")
+    print("|---|---|---|---|---|")
+    for model in args.models:
+        done = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipelines", "ImageRun", "--dataset",
+                               args.dataset, "--model", model, "--local-scheduler"], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"ImageRun {model} failed:\n{done.stderr[-3000:]}")
+        train = json.loads(next(workspace.glob(f"train/{args.dataset}-{model}-*/manifest.json")).read_text())
+        metrics = json.loads(next(workspace.glob(f"evaluate/{args.dataset}-{model}-*/metrics.json")).read_text())
+        record = train["record"]
+        print(f"| {model} | {record['final_step']} | {metrics['accuracy']:.4f} | {record['train_seconds']:.0f} | "
+              f"{record['samples_per_s']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
