@@ -41,8 +41,8 @@ def main() -> None:
         edits = [
             ("first run", lambda: None),
             ("nothing changed", lambda: None),
-            ("lstm plugin code: LSTM layer gets unit_forget_bias=False",
-             lambda: replace_in(models / "lstm.py", "return_sequences=True", "return_sequences=True, unit_forget_bias=False")),
+            ("lstm plugin code: dropout halved",
+             lambda: replace_in(models / "lstm.py", "units, embedding_dim, dropout)", "units, embedding_dim, dropout * 0.5)")),
             ("mlp plugin: a comment, a docstring, reformatting",
              lambda: replace_in(models / "mlp.py", '"""Multi', '# a comment\n\n"""Edited docs. Multi')),
             ("mlp plugin code: relu -> tanh", lambda: replace_in(models / "mlp.py", '"relu"', '"tanh"')),

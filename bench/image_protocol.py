@@ -2,8 +2,9 @@
 
 python bench/image_protocol.py [--data /usr/share/datasets/fashion-mnist] [--steps 1000] [--models mlp cnn]
 
-For each model: run `luigi --module pipelines ImageRun` in a fresh workspace
-(download from the mirror, preprocess, train, evaluate), then the plain script
+For each model: run `luigi --module pipelines ImageRun` with
+pipelines/configs/reference.yaml (constant lr, no dropout: the plain model) in a
+fresh workspace (download from the mirror, preprocess, train, evaluate), then the plain script
 (bench/plain_keras_image.py) on the same files; print test accuracy, training
 time and samples/s of both, and tfpipe's throughput relative to plain Keras.
 """
@@ -27,6 +28,7 @@ def tfpipe_run(data: Path, model: str, steps: int, extra: list[str]) -> dict:
         env = {**os.environ, "TFPIPE_WORKSPACE": str(Path(tmp) / "ws"), "TFPIPE_DATA_MIRROR": str(mirror)}
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipelines", "ImageRun",
+                               "--config", str(ROOT / "pipelines" / "configs" / "reference.yaml"),
                                "--dataset", "fashion_mnist", "--model", model, "--steps", str(steps),
                                "--checkpoint-every", str(max(steps // 4, 1)), *extra, "--local-scheduler"],
                               cwd=ROOT, env=env, capture_output=True, text=True)

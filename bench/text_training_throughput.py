@@ -5,9 +5,9 @@ script training the same model the same way (same data, windows, batch, optimize
     python bench/text_training_throughput.py --corpus ... --steps 20 --units 64         # a quick check
 
 Each side runs in a fresh Python process, one after the other, in this one run.
-tfpipe's figure is its own record (chars_per_s of tasks.loop_tf, which includes its
-validation passes and checkpoints); the plain figure is steps*batch*window over the
-time of model.fit (which includes tracing, as tfpipe's does).
+tfpipe's figure is its own record (chars_per_s of tasks.loop_tf: training steps,
+tracing included, validation passes and checkpoint writes timed apart); the plain
+figure is steps*batch*window over the time of model.fit (tracing included).
 """
 from __future__ import annotations
 

@@ -123,7 +123,7 @@ def explain(root: luigi.Task) -> Iterator[Verdict]:
             if previous is None:
                 reasons = ["never ran before with this name"]
             else:
-                reasons = diff_components(previous.get("components", {}), task.fingerprint_components(),
+                reasons = diff_components(previous.get("components", {}), task.components(),
                                           origin_of)
             yield Verdict(task, depth, state, reasons)
         for upstream in flatten(task.requires()):

@@ -146,11 +146,17 @@ class PipelineTask(luigi.Task):
             "upstream": {task.label(): task.fingerprint() for task in self.upstream()},
         }
 
+    def components(self) -> dict[str, Any]:
+        """fingerprint_components(), computed once: the manifest must record exactly what the
+        folder name was derived from, even if a file changes while the task runs."""
+        if "_components" not in self.__dict__:
+            self.__dict__["_components"] = self.fingerprint_components()
+        return self.__dict__["_components"]
+
     def fingerprint(self) -> str:
-        cached = self.__dict__.get("_fingerprint")
-        if cached is None:
-            cached = self.__dict__["_fingerprint"] = digest(self.fingerprint_components())
-        return cached
+        if "_fingerprint" not in self.__dict__:
+            self.__dict__["_fingerprint"] = digest(self.components())
+        return self.__dict__["_fingerprint"]
 
     def folder(self) -> Path:
         return Path(self.workspace) / self.stage / f"{self.run_name()}-{self.fingerprint()}"
@@ -194,7 +200,7 @@ class PipelineTask(luigi.Task):
                     "task_id": self.task_id,
                     "stage": self.stage,
                     "fingerprint": self.fingerprint(),
-                    "components": self.fingerprint_components(),
+                    "components": self.components(),
                     "run_params": recursively_unfreeze(dict(self.param_kwargs)),
                     "record": record,
                     "versions": library_versions(),

@@ -67,7 +67,8 @@ class TrainingLoop:
         window: dict[str, list[Any]] = {}
         last_checkpoint = current = self.resumed_from
         log_every = max(1, min(log_every, self.checkpoint_every))
-        started = time.perf_counter()
+        # Validation and checkpoint writes are timed apart: throughput counts training steps only.
+        started, paused = time.perf_counter(), 0.0
         for batch in batches:
             for key, value in train_step(batch).items():
                 window.setdefault(key, []).append(value)
@@ -79,9 +80,10 @@ class TrainingLoop:
             window = {}
             self.history["train"].append({"step": current, **metrics})
             self._scalars("train", current, metrics)
-            elapsed = time.perf_counter() - started
+            elapsed = time.perf_counter() - started - paused
             metrics[f"{unit}_per_s"] = (current - self.resumed_from) * units_per_step / elapsed
             if at_checkpoint:
+                pause_started = time.perf_counter()
                 validation = validate()
                 self.history["validation"].append({"step": current, **validation})
                 self._scalars("validation", current, validation)
@@ -89,6 +91,7 @@ class TrainingLoop:
                 atomic.write_json(self.out / "history.json", self.history)
                 last_checkpoint = current
                 metrics.update({f"val_{key}": value for key, value in validation.items()})
+                paused += time.perf_counter() - pause_started
             progress.update(current, force=at_checkpoint, **metrics)
         seconds = time.perf_counter() - started
         for writer in self.writers.values():
@@ -101,8 +104,10 @@ class TrainingLoop:
         return {
             "final_step": final_step,
             "resumed_from": self.resumed_from,
-            "train_seconds": round(seconds, 2),
-            f"{unit}_per_s": round(done * units_per_step / seconds, 1) if done > 0 and seconds > 0 else None,
+            "train_seconds": round(seconds, 2),  # wall time, validation and checkpoints included
+            "validation_seconds": round(paused, 2),
+            f"{unit}_per_s": round(done * units_per_step / (seconds - paused), 1) if done > 0 and seconds > paused
+            else None,
             **{f"val_{key}": value for key, value in last_validation.items() if key != "step"},
         }
 

@@ -77,3 +77,23 @@ class TrainingTask(ModelTask):
         with devices.applied(list(self.device), options, slots, self.task_id) as plan:
             request["device"] = plan.request()
             return run_worker(self, self.worker_module, request, folder, env=plan.env)
+
+
+class EvaluationTask(PipelineTask):
+    """Runs an evaluation worker on the trained model upstream (``requires()`` is the training
+    task, whose own upstream holds the data)."""
+
+    stage = "evaluate"
+
+    def title(self) -> str:
+        raise NotImplementedError
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        train = self.requires()
+        request = {
+            "data_dir": str(train.requires().folder()),
+            "model_dir": str(train.folder()),
+            "out_dir": str(folder),
+            "title": self.title(),
+        }
+        return run_worker(self, self.worker_module, request, folder)

@@ -46,10 +46,8 @@ class Luigid:
         return ["--scheduler-host", "127.0.0.1", "--scheduler-port", str(self.port)]
 
 
-@pytest.fixture
-def luigid(tmp_path):
-    """The documented start command, on a free port, state and log under tmp_path."""
-    port, state_dir = free_port(), tmp_path / "luigid"
+def launch_luigid(port: int, state_dir: Path, tmp_path: Path) -> Luigid:
+    """The documented start command; returns once luigid answers its API."""
     overrides = tmp_path / "luigid.cfg"
     overrides.write_text("[scheduler]\nworker_disconnect_delay = 3\n")  # notice a killed worker fast
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(overrides)}
@@ -61,17 +59,27 @@ def luigid(tmp_path):
     while True:
         try:
             server.api("task_list", status="", upstream_status="", search="")
-            break
+            return server
         except OSError:
             assert process.poll() is None and time.time() < deadline, "luigid did not start"
             time.sleep(0.1)
-    yield server
+
+
+def stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
         process.wait(10)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture
+def luigid(tmp_path):
+    """luigid on a free port, state and log under tmp_path."""
+    server = launch_luigid(free_port(), tmp_path / "luigid", tmp_path)
+    yield server
+    stop(server.process)
 
 
 def start(args: list[str], workspace: Path, mirror: Path, scheduler: list[str] | None = None,
@@ -246,3 +254,24 @@ def test_nightly_scheduled_run_with_no_change_trains_nothing(tmp_path, workspace
     first = json.loads((reports[0] / "stages.json").read_text())
     assert any(row["stage"] == "train" and row["status"] == "ran" for row in first)
     assert "mlp on tiny" in (reports[1] / "summary.md").read_text()
+
+
+def test_restarting_luigid_mid_run_finishes_the_job_without_double_work(tmp_path, mirror, workspace, luigid):
+    first = start(["ImageRun", *SLOW_TRAIN], workspace, mirror, luigid.args())
+    wait_for(lambda: list(workspace.glob("train/*/checkpoints/checkpoint")), first, "a first checkpoint")
+    luigid.process.kill()  # the scheduler dies mid-training ...
+    luigid.process.wait()
+    restarted = launch_luigid(luigid.port, luigid.state_dir, tmp_path)  # ... and comes back
+    try:
+        second = start(["ImageRun", *SLOW_TRAIN], workspace, mirror, restarted.args())
+        code, output = finish(second)
+        assert code == 0, output
+        first_code, first_output = finish(first)
+    finally:
+        stop(restarted.process)
+    assert first_code == 0, first_output
+    for stage in ("download", "preprocess", "train", "evaluate"):
+        folder = manifests(workspace, stage)[0].parent
+        assert len(attempts(folder)) == 1, (stage, attempts(folder))  # written by one process only
+    record = json.loads(manifests(workspace, "train")[0].read_text())["record"]
+    assert record["final_step"] == 1500
