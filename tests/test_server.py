@@ -263,13 +263,16 @@ def test_restarting_luigid_mid_run_finishes_the_job_without_double_work(tmp_path
     luigid.process.wait()
     restarted = launch_luigid(luigid.port, luigid.state_dir, tmp_path)  # ... and comes back
     try:
-        second = start(["ImageRun", *SLOW_TRAIN], workspace, mirror, restarted.args())
+        # --no-lock: the same command line on one host would otherwise exit "already running".
+        second = start(["ImageRun", *SLOW_TRAIN, "--no-lock"], workspace, mirror, restarted.args())
         code, output = finish(second)
         assert code == 0, output
         first_code, first_output = finish(first)
     finally:
         stop(restarted.process)
-    assert first_code == 0, first_output
+    # The first worker outlives the scheduler and finishes its training; the restarted luigid
+    # no longer grants it the tasks after that, which it says in one line (the rerun did them).
+    assert first_code == 0 or first_output.strip().splitlines()[-1].startswith("tfpipe: FAILED"), first_output
     for stage in ("download", "preprocess", "train", "evaluate"):
         folder = manifests(workspace, stage)[0].parent
         assert len(attempts(folder)) == 1, (stage, attempts(folder))  # written by one process only
