@@ -49,6 +49,7 @@ def text_summary(evaluate: EvaluateTextModel, generate: GenerateText) -> dict[st
                       "samples": str(generate.folder() / "samples.txt"),
                       "training_curves": str(evaluate.folder() / "training_curves.png"),
                       "tensorboard": str(train.folder() / "tensorboard")},
+        "images": {"training curves": str(evaluate.folder() / "training_curves.png")},
         "seed_text": samples["seed_text"],
         "samples": [{"temperature": float(s["temperature"]), "text": s["text"]} for s in samples["samples"]],
     }

@@ -1,4 +1,5 @@
 """The text path end to end through the real `luigi` command line, on a tiny generated corpus."""
+import html
 import json
 import shutil
 from pathlib import Path
@@ -55,6 +56,9 @@ def test_text_run_trains_evaluates_generates_and_reports(workspace, corpus):
     assert summary["path"] == "text" and summary["name"] == "lstm on tiny"
     assert set(summary) >= {"metrics", "steps", "train_seconds", "artefacts", "seed_text", "samples"}
     assert summary["samples"] == generated["samples"] and Path(summary["artefacts"]["samples"]).is_file()
+    report = (folder / "report.html").read_text()
+    assert report.count('src="data:image/png;base64,') == 1  # the training curves, embedded
+    assert html.escape(generated["samples"][0]["text"]) in report
     markdown = (folder / "summary.md").read_text()
     assert "bits_per_char" in markdown and generated["samples"][0]["text"] in markdown
     assert generated["seed_text"] in run.output  # the seed passage is printed with the samples
