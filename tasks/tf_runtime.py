@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from plugins import registry
+from tasks.devices import load_policy
 from tasks.errors import TfpipeError
 from tasks.worker import emit
 
@@ -53,7 +54,7 @@ def apply_device(tf: Any, device: dict[str, Any] | None) -> tuple[Any, dict[str,
         return tf.distribute.get_strategy(), {"policies": [], "strategy": "default", "replicas": 1}
     record = {key: device.get(key) for key in ("policies", "effective", "options", "gpu_ids", "env", "fallback")}
     names, options = list(device["effective"]), dict(device["options"])
-    plugins = [_load_policy(name) for name in names]
+    plugins = [load_policy(name) for name in names]
     gpus = tf.config.list_physical_devices("GPU")
     wants_gpu = [name for name, plugin in zip(names, plugins)
                  if getattr(plugin, "gpu_request", None) and plugin.gpu_request(options) is not None]
@@ -67,7 +68,7 @@ def apply_device(tf: Any, device: dict[str, Any] | None) -> tuple[Any, dict[str,
         emit("log", message=f"{reason}; falling back to the CPU (fallback: cpu)")
         keep = [(n, p) for n, p in zip(names, plugins) if n not in wants_gpu and n != "cpu"]
         names = ["cpu"] + [n for n, _ in keep]
-        plugins = [_load_policy("cpu")] + [p for _, p in keep]
+        plugins = [load_policy("cpu")] + [p for _, p in keep]
         record["effective"], record["fallback"] = names, reason
     context = {"gpu_ids": device.get("gpu_ids"), "gpus": gpus}
     applied, chosen, chosen_by = {}, None, None
@@ -93,13 +94,6 @@ def apply_device(tf: Any, device: dict[str, Any] | None) -> tuple[Any, dict[str,
     emit("log", message=f"device policy {'+'.join(names)}: {record['strategy']} with "
                         f"{record['replicas']} replica(s)")
     return chosen, record
-
-
-def _load_policy(name: str) -> Any:
-    try:
-        return registry.load("devices", name)
-    except registry.PluginError as exc:
-        raise TfpipeError(f"device policy: {exc}") from exc
 
 
 def model_hparams(name: str, plugin: Any, overrides: dict[str, Any]) -> dict[str, Any]:
