@@ -89,7 +89,12 @@ class RunTask(PipelineTask):
         atomic.write_text(folder / "summary.md", text)
         atomic.write_text(folder / "report.html", render_html(summary))
         logger.info("results of %s (also in %s):\n%s", self.get_task_family(), folder / "summary.md", text)
-        return {"summary": str(folder / "summary.md"), "report": str(folder / "report.html")}
+        return {"summary": str(folder / "summary.md"), "report": str(folder / "report.html"),
+                **self.write_extras(folder, summary)}
+
+    def write_extras(self, folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
+        """Hook for files beyond the summary and report; returns what to add to the record."""
+        return {}
 
     def report_config(self) -> dict[str, Any]:
         """What the report shows as the configuration: this run's parameters and the resolved YAML."""
@@ -285,13 +290,11 @@ class SlotRun(RunTask):
         result["reused"] = [row["task_id"] for row in tasks if row["status"] == "reused"]
         return result
 
-    def produce(self, folder: Path) -> dict[str, Any]:
-        record = super().produce(folder)
-        summary = json.loads((folder / "summary.json").read_text("utf-8"))
+    def write_extras(self, folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
         atomic.write_json(folder / "stages.json", summary["tasks"])
         logger.info("%s: produced %d task(s), reused %d", self.task_id, len(summary["produced"]),
                     len(summary["reused"]))
-        return {**record, "slot": self.slot()}
+        return {"slot": self.slot()}
 
 
 class ScheduledRun(SlotRun):
