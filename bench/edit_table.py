@@ -15,8 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import (make_image_set, run_luigi, write_idx_folder,  # noqa: E402
-                            write_tiny_full_config, written_since)
+from tests.conftest import (  # noqa: E402
+    make_image_set,
+    run_luigi,
+    write_idx_folder,
+    write_tiny_full_config,
+    written_since,
+)
 
 
 def replace_in(path: Path, old: str, new: str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tasks import devices  # noqa: E402  (no TensorFlow in this process)
-from tasks.child import child_environment  # noqa: E402
+from tasks.protocol import child_environment  # noqa: E402
 
 
 def reserved_by_this_process() -> float | None:

@@ -34,7 +34,7 @@ def main() -> None:
     import tensorflow as tf
 
     from plugins import registry
-    from tasks.text_tf import Sampler
+    from tasks.text.rnn import Sampler
 
     model = registry.load("models", args.model).build({"vocab_size": args.vocab}, units=args.units)
     seed = np.random.default_rng(0).integers(0, args.vocab, args.window).astype(np.int32)

@@ -5,7 +5,7 @@ script training the same model the same way (same data, windows, batch, optimize
     python bench/text_training_throughput.py --corpus ... --steps 20 --units 64         # a quick check
 
 Each side runs in a fresh Python process, one after the other, in this one run.
-tfpipe's figure is its own record (chars_per_s of tasks.loop_tf: training steps,
+tfpipe's figure is its own record (chars_per_s of tasks.training_loop: training steps,
 tracing included, validation passes and checkpoint writes timed apart); the plain
 figure is steps*batch*window over the time of model.fit (tracing included).
 """
@@ -29,7 +29,7 @@ def prepare(corpus: Path, folder: Path) -> None:
     """The same files PreprocessText writes (lower-cased, last 5% held out)."""
     import numpy as np
 
-    from tasks.text_prep import build_vocab, decode_corpus, encode, normalise, split_holdout
+    from tasks.text.prep import build_vocab, decode_corpus, encode, normalise, split_holdout
 
     text = normalise(decode_corpus(corpus.read_bytes(), str(corpus)), lowercase=True)
     vocab = build_vocab(text)
@@ -48,7 +48,7 @@ def run_tfpipe(args, data: Path, out: Path) -> float:
                "checkpoint_every": args.checkpoint_every, "seed": 1, "deterministic": False}
     (out / "request.json").write_text(json.dumps(request))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "tasks.text_train_tf", str(out / "request.json")],
+    done = subprocess.run([sys.executable, "-m", "tasks.text.train", str(out / "request.json")],
                           env=env, capture_output=True, text=True, check=True)
     for line in done.stdout.splitlines():
         if line.startswith("@@tfpipe ") and '"result"' in line:
@@ -58,8 +58,8 @@ def run_tfpipe(args, data: Path, out: Path) -> float:
 
 def plain_keras(args, data: Path) -> float:
     """What a person writes by hand: windows -> tf.data -> compile -> fit."""
-    import numpy as np
     import keras
+    import numpy as np
     import tensorflow as tf
 
     from plugins import registry
@@ -114,7 +114,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs")
     print(f"{'trainer':<44} {'chars/s':>10}")
     print(f"{'plain Keras (compile + fit)':<44} {plain_rate:>10.0f}")
-    print(f"{'tfpipe (tasks.text_train_tf, checkpoints)':<44} {tfpipe_rate:>10.0f}")
+    print(f"{'tfpipe (tasks.text.train, checkpoints)':<44} {tfpipe_rate:>10.0f}")
     print(f"tfpipe / plain: {tfpipe_rate / plain_rate:.2f}x")
 
 

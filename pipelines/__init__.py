@@ -3,8 +3,15 @@
 Importing it must stay cheap and TensorFlow-free: it only defines tasks.
 """
 from pipelines.logs import configure as _configure_logging
-from pipelines.runs import (FullRun, GraphSpeedup, ImageRun, LinearRegression, ScheduledHourlyRun,
-                            ScheduledRun, TextRun)
+from pipelines.runs import (
+                            FullRun,
+                            GraphSpeedup,
+                            ImageRun,
+                            LinearRegression,
+                            ScheduledHourlyRun,
+                            ScheduledRun,
+                            TextRun,
+)
 
 _configure_logging()
 

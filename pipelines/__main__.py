@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from plugins import registry
-from tasks.errors import TfpipeError
+from plugins.errors import TfpipeError
 
 
 def list_plugins(_: argparse.Namespace) -> int:

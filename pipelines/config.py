@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tasks.errors import TfpipeError
+from plugins.errors import TfpipeError
 
 DEFAULTS_FILE = Path(__file__).parent / "configs" / "defaults.yaml"
 

@@ -20,18 +20,24 @@ from luigi.task import flatten
 
 from pipelines import config as cfg
 from pipelines.report import render_html, task_records
-from pipelines.summary import graph_summary, image_summary, linreg_summary, render_markdown, text_summary
+from pipelines.summary import (
+    graph_summary,
+    image_summary,
+    linreg_summary,
+    render_markdown,
+    text_summary,
+)
 from plugins import registry
+from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.base import PipelineTask
-from tasks.errors import TfpipeError
-from tasks.evaluate import EvaluateImageModel
-from tasks.graph_speedup import TimeGraphSpeedup
-from tasks.linreg import FitLinearRegression
-from tasks.text_data import corpus_label
-from tasks.text_evaluate import EvaluateTextModel
-from tasks.text_generate import GenerateText
-from tasks.text_prep import check_temperatures
+from tasks.basics.graph_speedup import TimeGraphSpeedup
+from tasks.basics.linreg import FitLinearRegression
+from tasks.image.evaluate import EvaluateImageModel
+from tasks.text.data import corpus_label
+from tasks.text.evaluate import EvaluateTextModel
+from tasks.text.generate import GenerateText
+from tasks.text.prep import check_temperatures
 
 logger = logging.getLogger(__name__)
 
@@ -317,7 +323,7 @@ class ScheduledHourlyRun(SlotRun):
 
 
 class LinearRegression(RunTask):
-    """y = a*x + b by gradient descent, numpy by hand vs tf.GradientTape + SGD (tasks.linreg)."""
+    """y = a*x + b by gradient descent, numpy by hand vs tf.GradientTape + SGD (tasks.basics.linreg)."""
 
     learning_rate = luigi.FloatParameter(default=1e-3)
     steps = luigi.IntParameter(default=10000)
@@ -338,7 +344,7 @@ class LinearRegression(RunTask):
 
 
 class GraphSpeedup(RunTask):
-    """Eager vs tf.function call times of a shallow and a deep Dense model (tasks.graph_speedup)."""
+    """Eager vs tf.function call times of a shallow and a deep Dense model (tasks.basics.graph_speedup)."""
 
     batch_size = luigi.IntParameter(default=60)
     repeats = luigi.IntParameter(default=100)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tasks.evaluate import EvaluateImageModel
-from tasks.text_data import corpus_label
-from tasks.text_evaluate import EvaluateTextModel
-from tasks.text_generate import GenerateText
-from tasks.graph_speedup import TimeGraphSpeedup
-from tasks.linreg import FitLinearRegression
+from tasks.basics.graph_speedup import TimeGraphSpeedup
+from tasks.basics.linreg import FitLinearRegression
+from tasks.image.evaluate import EvaluateImageModel
+from tasks.text.data import corpus_label
+from tasks.text.evaluate import EvaluateTextModel
+from tasks.text.generate import GenerateText
 
 
 def image_summary(evaluate: EvaluateImageModel) -> dict[str, Any]:

@@ -25,8 +25,8 @@ import luigi
 from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
+from plugins.errors import TfpipeError
 from tasks import atomic
-from tasks.errors import TfpipeError
 from tasks.fingerprint import code_hashes, digest
 
 logger = logging.getLogger(__name__)
@@ -106,8 +106,6 @@ class PipelineTask(luigi.Task):
     retry_count = 2
 
     stage: ClassVar[str] = ""
-    # Module run in a TensorFlow subprocess by this task; hashed like the task's own code.
-    worker_module: ClassVar[str | None] = None
 
     # ----- identity -------------------------------------------------------
     def run_name(self) -> str:
@@ -126,10 +124,8 @@ class PipelineTask(luigi.Task):
         return params
 
     def code_modules(self) -> list[str]:
-        modules = [type(self).__module__]
-        if self.worker_module:
-            modules.append(self.worker_module)
-        return modules
+        # The stage module holds the task and the work() its own process runs.
+        return [type(self).__module__]
 
     def follow_packages(self) -> list[str]:
         """Extra top-level packages whose imports count as this task's code (plugins)."""

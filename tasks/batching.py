@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.errors import TfpipeError
+from plugins.errors import TfpipeError
 
 
 def batch_indices(num_samples: int, batch_size: int, seed: int, start: int, stop: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from plugins import registry
-from tasks.errors import TfpipeError
+from plugins.errors import TfpipeError
 
 logger = logging.getLogger(__name__)
 
@@ -117,33 +117,6 @@ def visible_gpus() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
-
-
-def gpu_total_memory_mb(physical_id: str) -> int:
-    """Total memory of one GPU in MB (nvidia-smi), for fractional memory limits."""
-    try:
-        out = subprocess.run(["nvidia-smi", f"--id={physical_id}", "--query-gpu=memory.total",
-                              "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
-        return int(float(out.strip().splitlines()[0]))
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
-        raise TfpipeError(f"cannot read the memory size of GPU {physical_id} with nvidia-smi ({exc}); "
-                          f"give the memory_limit option limit in MB instead of a fraction") from exc
-
-
-def limit_in_mb(limit: Any, total_mb: int | None) -> int:
-    """memory_limit's `limit`: an integer is MB; a number in (0, 1] is a fraction of the card."""
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
-        raise TfpipeError(f"device option limit must be MB (an integer > 0) or a fraction in (0, 1], "
-                          f"got {limit!r}")
-    if isinstance(limit, int) and limit > 1:
-        return limit
-    if limit > 1:
-        raise TfpipeError(f"device option limit {limit!r}: a fraction must be at most 1; give MB as "
-                          f"an integer")
-    if total_mb is None:
-        raise TfpipeError("device option limit is a fraction but the GPU's memory size is unknown")
-    return max(1, int(total_mb * float(limit)))
 
 
 def combine_requests(requests: list[dict[str, Any]], visible: list[str]) -> tuple[list[str] | None, int]:

@@ -10,8 +10,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tasks.datasets import RemoteFile
-from tasks.errors import TfpipeError
+from plugins.datasets.catalog import RemoteFile
+from plugins.errors import TfpipeError
 
 logger = logging.getLogger(__name__)
 CHUNK = 1 << 20

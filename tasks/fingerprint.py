@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
-from tasks.errors import TfpipeError
+from plugins.errors import TfpipeError
 
 # Packages of this project whose modules are followed through imports.
 PROJECT_PACKAGES = frozenset({"tasks", "plugins", "pipelines"})

@@ -12,10 +12,10 @@ import luigi
 from luigi.freezing import recursively_unfreeze
 
 from plugins import registry
+from plugins.errors import TfpipeError
 from tasks import devices
 from tasks.base import PipelineTask, library_versions
-from tasks.child import run_worker
-from tasks.errors import TfpipeError
+from tasks.protocol import run_stage
 
 
 def plugin_info(name: str) -> registry.PluginInfo:
@@ -76,7 +76,7 @@ class TrainingTask(ModelTask):
         options = recursively_unfreeze(self.device_options)
         with devices.applied(list(self.device), options, slots, self.task_id) as plan:
             request["device"] = plan.request()
-            return run_worker(self, self.worker_module, request, folder, env=plan.env)
+            return run_stage(self, request, folder, env=plan.env)
 
 
 class EvaluationTask(PipelineTask):
@@ -96,4 +96,4 @@ class EvaluationTask(PipelineTask):
             "out_dir": str(folder),
             "title": self.title(),
         }
-        return run_worker(self, self.worker_module, request, folder)
+        return run_stage(self, request, folder)

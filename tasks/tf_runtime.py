@@ -6,9 +6,9 @@ import os
 from typing import Any
 
 from plugins import registry
+from plugins.errors import TfpipeError
 from tasks.devices import load_policy
-from tasks.errors import TfpipeError
-from tasks.worker import emit
+from tasks.protocol import emit
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import idx
+from plugins.datasets import idx
 
 ROOT = Path(__file__).resolve().parent.parent
 

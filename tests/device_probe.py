@@ -1,17 +1,24 @@
 """Test worker: apply a device policy like a training worker does, report the tf.config state.
 
-Run by tests/test_devices.py through tasks.child.run_worker (a real subprocess).
+Run by tests/test_devices.py through tasks.protocol.run_stage (a real subprocess), like a stage:
+the module that defines the task is the one its process runs.
 """
 from __future__ import annotations
 
 import os
 from typing import Any
 
+import luigi
+
 from tasks import tf_runtime
-from tasks.worker import main
+from tasks.protocol import main
 
 
-def probe(request: dict[str, Any]) -> dict[str, Any]:
+class ProbeDevice(luigi.Task):
+    """Stands for a stage task: run_stage runs the module that defines it."""
+
+
+def work(request: dict[str, Any]) -> dict[str, Any]:
     tf = tf_runtime.start_tensorflow(0, False, request.get("device"))
     strategy = tf_runtime.strategy()
     return {
@@ -25,4 +32,4 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(probe)
+    main(work)

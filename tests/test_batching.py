@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from plugins.errors import TfpipeError
 from tasks.batching import batch_indices
-from tasks.errors import TfpipeError
 
 
 def test_resuming_at_any_step_feeds_the_same_batches():

@@ -14,14 +14,15 @@ import sys
 import threading
 from pathlib import Path
 
-import luigi
 import pytest
 
 from pipelines import config as cfg
+from plugins.devices import memory_limit
+from plugins.errors import TfpipeError
 from tasks import devices
-from tasks.child import run_worker
-from tasks.errors import TfpipeError
+from tasks.protocol import run_stage
 from tests.conftest import ROOT, TINY, luigi_env, manifests, run_luigi, stages_written_since
+from tests.device_probe import ProbeDevice
 from tests.plugin_fixtures import install_fake_distribution
 
 
@@ -55,12 +56,12 @@ def test_options_are_checked_against_the_chosen_policies():
 
 
 def test_memory_limit_is_megabytes_or_a_fraction():
-    assert devices.limit_in_mb(2048, None) == 2048
-    assert devices.limit_in_mb(0.25, 80000) == 20000
-    assert devices.limit_in_mb(1, 80000) == 80000  # 1 is the whole card
+    assert memory_limit.limit_in_mb(2048, None) == 2048
+    assert memory_limit.limit_in_mb(0.25, 80000) == 20000
+    assert memory_limit.limit_in_mb(1, 80000) == 80000  # 1 is the whole card
     for bad in (None, 0, -5, 1.5, "2GB", True):
         with pytest.raises(TfpipeError, match="limit"):
-            devices.limit_in_mb(bad, 80000)
+            memory_limit.limit_in_mb(bad, 80000)
 
 
 def test_config_section_and_command_line_choose_the_policy(tmp_path):
@@ -145,7 +146,7 @@ def test_gpu_slots_are_exclusive_and_freed_when_the_holder_dies(tmp_path):
 
 
 def test_gpu_resource_follows_the_policy(fake_gpus):
-    from tasks.train import TrainImageModel
+    from tasks.image.train import TrainImageModel
 
     fake_gpus("0,1")
     common = dict(dataset="tiny", model="mlp", validation_size=50, split_seed=0, mirror=None)
@@ -160,7 +161,7 @@ def probe(tmp_path: Path, names: list[str], options: dict, name: str) -> dict:
     folder = tmp_path / name
     folder.mkdir()
     with devices.applied(names, options, tmp_path / "slots", name) as plan:
-        return run_worker(luigi.Task(), "tests.device_probe", {"device": plan.request()}, folder, env=plan.env)
+        return run_stage(ProbeDevice(), {"device": plan.request()}, folder, env=plan.env)
 
 
 @pytest.mark.slow

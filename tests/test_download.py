@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from tasks.datasets import RemoteFile
+from plugins.datasets.catalog import RemoteFile
+from plugins.errors import TfpipeError
 from tasks.download import fetch
-from tasks.errors import TfpipeError
 
 PAYLOAD = b"\x1f\x8b" + bytes(range(256)) * 40
 

@@ -3,10 +3,10 @@ import gzip
 import numpy as np
 import pytest
 
-from tasks import idx
-from tasks.errors import TfpipeError
-from tasks.datasets import local_layout
-from tasks.image_data import read_arrays, scale_images, split_validation
+from plugins.datasets import idx
+from plugins.datasets.catalog import local_layout
+from plugins.errors import TfpipeError
+from tasks.image.arrays import read_arrays, scale_images, split_validation
 from tests.conftest import make_image_set, write_idx_folder
 
 

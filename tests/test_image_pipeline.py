@@ -3,7 +3,14 @@ import json
 
 import pytest
 
-from tests.conftest import TINY, manifests, run_luigi, stages_written_since, write_idx_folder, make_image_set
+from tests.conftest import (
+    TINY,
+    make_image_set,
+    manifests,
+    run_luigi,
+    stages_written_since,
+    write_idx_folder,
+)
 from tests.plugin_fixtures import install_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -19,7 +26,7 @@ def test_image_run_trains_evaluates_and_reports(workspace, mirror):
     record = manifest["record"]
     assert record["final_step"] == 60 and record["resumed_from"] == 0
     # Under the real `luigi` command the code that runs is what the fingerprint hashes.
-    assert {"tasks.train", "tasks.train_tf", "tasks.loop_tf", "plugins.models.mlp"} <= set(manifest["components"]["code"])
+    assert {"tasks.image.train", "tasks.training_loop", "plugins.models.mlp"} <= set(manifest["components"]["code"])
     assert "plugins.models.cnn" not in manifest["components"]["code"]
     assert (train_dir / "saved_model").is_dir() and (train_dir / "model.keras").is_file()
     assert list((train_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))

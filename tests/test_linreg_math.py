@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 
-from tasks import linreg_math as lm
+from tasks.basics import linreg_math as lm
+from tasks.basics.linreg import PRICES, YEARS
 
 
 def normalised():
-    xs, ys = lm.check_data(lm.YEARS, lm.PRICES)
+    xs, ys = lm.check_data(YEARS, PRICES)
     return lm.min_max(xs)[0], lm.min_max(ys)[0]
 
 
@@ -49,7 +50,7 @@ def test_bad_data_is_refused_with_a_reason(x, y, message):
 
 
 def test_original_units_round_trip():
-    xs, ys = np.array(lm.YEARS), np.array(lm.PRICES)
+    xs, ys = np.array(YEARS), np.array(PRICES)
     slope, intercept = lm.to_original_units(0.9, 0.1, (xs.min(), xs.max()), (ys.min(), ys.max()))
     x_norm = (2015 - xs.min()) / (xs.max() - xs.min())
     assert slope * 2015 + intercept == pytest.approx(ys.min() + (0.9 * x_norm + 0.1) * (ys.max() - ys.min()))

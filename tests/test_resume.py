@@ -35,7 +35,7 @@ def workers_writing_into(workspace: Path) -> list[str]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "tasks.train_tf" in cmdline and str(workspace) in cmdline:
+        if "tasks.image.train" in cmdline and str(workspace) in cmdline:
             found.append(cmdline)
     return found
 

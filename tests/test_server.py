@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, TINY, luigi_env, manifests, stages_written_since, write_tiny_full_config
+from tests.conftest import (
+    ROOT,
+    TINY,
+    luigi_env,
+    manifests,
+    stages_written_since,
+    write_tiny_full_config,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from tasks.errors import TfpipeError
+from plugins.errors import TfpipeError
 
 pytestmark = pytest.mark.slow
 
@@ -14,7 +14,7 @@ tf = pytest.importorskip("tensorflow")
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_stepper_matches_the_full_model_on_the_whole_prefix(name):
     from plugins import registry
-    from tasks.text_tf import Stepper
+    from tasks.text.rnn import Stepper
 
     model = registry.load("models", name).build({"vocab_size": 13}, units=24, embedding_dim=6, dropout=0.5)
     ids = np.random.default_rng(0).integers(0, 13, size=(3, 30)).astype(np.int32)
@@ -29,7 +29,7 @@ def test_stepper_matches_the_full_model_on_the_whole_prefix(name):
 
 def test_sampler_is_seeded_and_batches_temperatures():
     from plugins.models import lstm
-    from tasks.text_tf import Sampler
+    from tasks.text.rnn import Sampler
 
     sampler = Sampler(lstm.build({"vocab_size": 9}, units=16, embedding_dim=4))
     seed = np.array([1, 2, 3], dtype=np.int32)
@@ -42,7 +42,7 @@ def test_sampler_is_seeded_and_batches_temperatures():
 def test_sampling_at_a_low_temperature_follows_the_model():
     """At a tiny temperature a sample is the argmax of the full model's next-char distribution."""
     from plugins.models import gru
-    from tasks.text_tf import Sampler
+    from tasks.text.rnn import Sampler
 
     model = gru.build({"vocab_size": 7}, units=8, embedding_dim=3)
     dense = model.layers[-1]
@@ -58,7 +58,7 @@ def test_sampling_at_a_low_temperature_follows_the_model():
 
 def test_model_and_data_vocabulary_mismatch_is_an_error(tmp_path):
     from plugins.models import lstm
-    from tasks.text_tf import load_char_model
+    from tasks.text.rnn import load_char_model
 
     lstm.build({"vocab_size": 4}, units=4, embedding_dim=2).save(str(tmp_path / "model.keras"))
     (tmp_path / "vocab.json").write_text(json.dumps(["a", "b", "c", "d"]))

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_corpus, manifests, run_luigi, stages_written_since, write_tiny_full_config
+from tests.conftest import (
+    make_corpus,
+    manifests,
+    run_luigi,
+    stages_written_since,
+    write_tiny_full_config,
+)
 
 pytestmark = pytest.mark.slow
 

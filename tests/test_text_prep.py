@@ -2,11 +2,21 @@
 import numpy as np
 import pytest
 
-from tasks.errors import TfpipeError
-from tasks.text_data import corpus_candidates, corpus_label
-from tasks.text_prep import (build_vocab, check_temperatures, check_vocab, check_window, decode,
-                             decode_corpus, encode, normalise, seed_passage, split_holdout)
-from tasks.text_tf import heldout_streams
+from plugins.errors import TfpipeError
+from tasks.text.data import corpus_candidates, corpus_label
+from tasks.text.prep import (
+    build_vocab,
+    check_temperatures,
+    check_vocab,
+    check_window,
+    decode,
+    decode_corpus,
+    encode,
+    normalise,
+    seed_passage,
+    split_holdout,
+)
+from tasks.text.rnn import heldout_streams
 
 
 def test_decode_corpus_accepts_utf8_and_drops_a_bom():

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any
 
-from tasks.errors import TfpipeError
+from plugins.errors import TfpipeError
 
 DEFAULTS: dict[str, Any] = {"workers": None, "index": None}
 CONFLICTS = ("mirrored",)

@@ -5,9 +5,12 @@ the tests all use these.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from tasks.errors import TfpipeError
+if TYPE_CHECKING:  # numpy is imported where it is used: the Luigi process checks settings here
+    import numpy as np
+
+from plugins.errors import TfpipeError
 
 
 def decode_corpus(data: bytes, where: str) -> str:
@@ -38,6 +41,8 @@ def build_vocab(text: str) -> list[str]:
 
 
 def encode(text: str, vocab: list[str]) -> np.ndarray:
+    import numpy as np
+
     index = {char: i for i, char in enumerate(vocab)}
     try:
         return np.fromiter((index[char] for char in text), dtype=np.int32, count=len(text))
@@ -105,6 +110,8 @@ def check_vocab(model_outputs: int, vocab: list[str], model_vocab: list[str] | N
 
 def seed_passage(heldout: str, length: int, seed: int) -> str:
     """A seeded passage of the held-out text, starting at the beginning of a word."""
+    import numpy as np
+
     if len(heldout) <= length:
         return heldout
     start = int(np.random.default_rng(seed).integers(0, len(heldout) - length + 1))

@@ -7,16 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import luigi
-import numpy as np
 from luigi.util import requires
 
+from plugins.datasets.catalog import RemoteFile
+from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.content import cached_sha256
-from tasks.datasets import RemoteFile
 from tasks.download import fetch, sha256_of
-from tasks.errors import TfpipeError
-from tasks.text_prep import build_vocab, decode_corpus, encode, normalise, split_holdout
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +102,8 @@ class DownloadCorpus(PipelineTask):
         if expected is not None and len(data) != expected:
             raise TfpipeError(f"{source}: {len(data)} bytes, expected {expected} for the {self.corpus} "
                               "corpus; the copy is truncated or a different file. Replace it and rerun")
+        from tasks.text.prep import decode_corpus
+
         text = decode_corpus(data, source)
         atomic.write_bytes(target, data)
         logger.info("%s: %d characters from %s", self.corpus, len(text), source)
@@ -124,6 +124,10 @@ class PreprocessText(PipelineTask):
         return corpus_label(self.corpus)
 
     def produce(self, folder: Path) -> dict[str, Any]:
+        import numpy as np  # stays out of a no-op rerun
+
+        from tasks.text.prep import build_vocab, decode_corpus, encode, normalise, split_holdout
+
         source = self.requires().folder() / "corpus.txt"
         text = normalise(decode_corpus(source.read_bytes(), str(source)), self.lowercase)
         vocab = build_vocab(text)

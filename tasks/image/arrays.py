@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks import idx
-from tasks.datasets import NPZ_KEYS
-from tasks.errors import TfpipeError
+from plugins.datasets import idx
+from plugins.datasets.catalog import NPZ_KEYS
+from plugins.errors import TfpipeError
 
 
 def read_arrays(files: dict[str, Path]) -> dict[str, np.ndarray]:

@@ -1,30 +1,73 @@
-"""TensorFlow worker of TrainTextModel: train a character model, checkpoint, export (subprocess).
-
-Reads train_ids.npy, heldout_ids.npy, vocab.json and meta.json; writes into the
-task folder ``checkpoints/``, ``history.json``, ``tensorboard/`` (see
-tasks.loop_tf), then ``model.keras`` and ``vocab.json`` (the vocabulary the
-model reads and writes, checked by evaluation and generation).
-"""
+"""Training stage of the text path (its work() runs in its own TensorFlow process)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import luigi
+from luigi.util import requires
 
-from tasks import atomic, tf_runtime
-from tasks.batching import batch_indices
-from tasks.loop_tf import TrainingLoop, compile_train_step
-from tasks.text_prep import check_window
-from tasks.text_tf import KIND, HeldoutScorer
-from tasks.tf_runtime import build_model, start_tensorflow
-from tasks.worker import main
+from tasks import atomic
+from tasks.model_task import TrainingTask
+from tasks.text.data import PreprocessText, corpus_label
+from tasks.text.prep import check_window
+
+
+@requires(PreprocessText)
+class TrainTextModel(TrainingTask):
+    """Reads the encoded text; trains a character language model plugin to predict the next
+    character at every position of a window; writes checkpoints, history.json, TensorBoard
+    logs, model.keras and vocab.json. Resumes from its newest checkpoint."""
+
+    stage = "train"
+
+    model_params = luigi.DictParameter(default={}, description="overrides of the plugin's hyper-parameters")
+    window = luigi.IntParameter(default=100, description="characters per training sequence")
+    steps = luigi.IntParameter(default=3500)
+    batch_size = luigi.IntParameter(default=64)
+    learning_rate = luigi.FloatParameter(default=4e-3)
+    seed = luigi.IntParameter(default=1)
+    checkpoint_every = luigi.IntParameter(default=250, significant=False)
+    deterministic = luigi.BoolParameter(default=False, significant=False)
+
+    def run_name(self) -> str:
+        return f"{corpus_label(self.corpus)}-{self.model}"
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        data = self.requires().folder()
+        meta = json.loads((data / "meta.json").read_text("utf-8"))
+        check_window(meta["counts"]["train"], self.window, self.batch_size)  # fail before starting TF
+        request = {
+            "data_dir": str(data),
+            "out_dir": str(folder),
+            "model": self.model,
+            "model_params": self.significant_params()["model_params"],
+            "window": self.window,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "checkpoint_every": self.checkpoint_every,
+            "seed": self.seed,
+            "deterministic": self.deterministic,
+        }
+        return self.train_in_worker(request, folder)
+
+
+# ----- the stage's own process: python -m tasks.text.train REQUEST.json -----
 
 CLIP_NORM = 5.0  # recurrent nets occasionally spike; clipping keeps one bad batch from diverging
 
 
-def train(request: dict[str, Any]) -> dict[str, Any]:
+def work(request: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from tasks import tf_runtime
+    from tasks.batching import batch_indices
+    from tasks.text.prep import check_window
+    from tasks.text.rnn import KIND, HeldoutScorer
+    from tasks.tf_runtime import build_model, start_tensorflow
+    from tasks.training_loop import TrainingLoop, compile_train_step
     tf = start_tensorflow(request["seed"], request["deterministic"], request.get("device"))
     import keras
 
@@ -76,4 +119,6 @@ def train(request: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(train)
+    from tasks.protocol import main
+
+    main(work)

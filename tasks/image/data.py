@@ -8,12 +8,12 @@ from typing import Any
 import luigi
 from luigi.util import requires
 
+from plugins.datasets.catalog import IMAGE_DATASETS, local_layout
+from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.content import cached_sha256
-from tasks.datasets import IMAGE_DATASETS, local_layout
 from tasks.download import fetch
-from tasks.errors import TfpipeError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class DownloadImageDataset(PipelineTask):
         return components
 
     def produce(self, folder: Path) -> dict[str, Any]:
-        from tasks.image_data import read_arrays  # numpy stays out of a no-op rerun
+        from tasks.image.arrays import read_arrays  # numpy stays out of a no-op rerun
 
         local = self.local_files()
         if local:
@@ -107,7 +107,7 @@ class PreprocessImages(PipelineTask):
     def produce(self, folder: Path) -> dict[str, Any]:
         import numpy as np
 
-        from tasks.image_data import read_arrays, scale_images, split_validation
+        from tasks.image.arrays import read_arrays, scale_images, split_validation
 
         raw = local_layout(self.requires().folder())
         if raw is None:

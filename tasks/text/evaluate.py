@@ -1,25 +1,39 @@
-"""TensorFlow worker of EvaluateTextModel (runs in a subprocess).
-
-Loads the trained model.keras and the held-out ids; writes metrics.json
-(cross-entropy in bits per character and nats, perplexity per character,
-next-character accuracy) and training_curves.png.
-"""
+"""Evaluation stage of the text path (its work() runs in its own TensorFlow process)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from luigi.util import requires
 
 from tasks import atomic
-from tasks.plots import history_png
-from tasks.text_tf import HeldoutScorer, load_char_model
-from tasks.tf_runtime import start_tensorflow
-from tasks.worker import main
+from tasks.model_task import EvaluationTask
+from tasks.text.data import corpus_label
+from tasks.text.train import TrainTextModel
 
 
-def evaluate(request: dict[str, Any]) -> dict[str, Any]:
+@requires(TrainTextModel)
+class EvaluateTextModel(EvaluationTask):
+    """Reads model.keras and the held-out ids; writes metrics.json (bits_per_char, perplexity,
+    loss_nats, accuracy, count) and training_curves.png."""
+
+
+    def run_name(self) -> str:
+        return f"{corpus_label(self.corpus)}-{self.model}"
+
+    def title(self) -> str:
+        return f"{self.model} on {corpus_label(self.corpus)}"
+
+
+# ----- the stage's own process: python -m tasks.text.evaluate REQUEST.json -----
+
+def work(request: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from tasks.plots import history_png
+    from tasks.text.rnn import HeldoutScorer, load_char_model
+    from tasks.tf_runtime import start_tensorflow
     start_tensorflow(seed=0, deterministic=False)
     data_dir, model_dir, out = Path(request["data_dir"]), Path(request["model_dir"]), Path(request["out_dir"])
     vocab = json.loads((data_dir / "vocab.json").read_text("utf-8"))
@@ -42,4 +56,6 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(evaluate)
+    from tasks.protocol import main
+
+    main(work)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.errors import TfpipeError
+from plugins.errors import TfpipeError
 
 _UBYTE = 0x08
 

@@ -1,8 +1,4 @@
-"""TensorFlow worker of TimeGraphSpeedup: eager calls vs tf.function calls of two models (subprocess).
-
-Request: batch_size, repeats, warmup, seed. Result: per model the call times (ms) in
-both modes with medians, the first (tracing) call of the graph, and the machine it ran on.
-"""
+"""Eager vs graph stage: times a shallow and a deep Dense model both ways (work() runs in a TensorFlow process)."""
 from __future__ import annotations
 
 import os
@@ -10,10 +6,59 @@ import platform
 import socket
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
-from tasks.tf_runtime import cpu_threads, start_tensorflow
-from tasks.worker import Progress, main
+import luigi
+
+from plugins.errors import TfpipeError
+from tasks import atomic
+from tasks.base import PipelineTask
+from tasks.protocol import Progress, run_stage
+
+
+class TimeGraphSpeedup(PipelineTask):
+    """Reads nothing upstream; calls each model `repeats` times eagerly and as a tf.function on a
+    batch of `batch_size` 28x28 inputs; writes speedup.json (all call times, medians, the machine)
+    and speedup.png (median bars)."""
+
+    stage = "graph"
+
+    batch_size = luigi.IntParameter(default=60)
+    repeats = luigi.IntParameter(default=100, description="timed calls per model and mode")
+    warmup = luigi.IntParameter(default=5, description="untimed calls per model and mode first")
+    seed = luigi.IntParameter(default=0)
+
+    def run_name(self) -> str:
+        return "graph-speedup"
+
+    def fingerprint_components(self) -> dict[str, Any]:
+        components = super().fingerprint_components()
+        # A timing is a fact about one machine: another host measures afresh.
+        components["machine"] = {"host": socket.gethostname(), "arch": platform.machine()}
+        return components
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        from tasks.basics.plots import speedup_png  # numpy stays out of a no-op rerun
+
+        if min(self.batch_size, self.repeats) <= 0 or self.warmup < 0:
+            raise TfpipeError(f"batch_size ({self.batch_size}) and repeats ({self.repeats}) must be greater "
+                              f"than 0 and warmup ({self.warmup}) at least 0")
+        result = run_stage(self, {"batch_size": self.batch_size, "repeats": self.repeats,
+                                                        "warmup": self.warmup, "seed": self.seed}, folder)
+        atomic.write_json(folder / "speedup.json", result)
+        where = result["machine"]
+        device = ", ".join(where["gpus"]) or f"{where['cpu']}, {where['usable_cores']} cores"
+        speedup_png(result["models"], folder / "speedup.png",
+                    f"batch {self.batch_size}, {self.repeats} calls, TF {where['tensorflow']} on {device}")
+        summary = {name: {key: value for key, value in model.items() if not key.endswith("_ms")
+                          or key.endswith("median_ms") or key == "graph_first_call_ms"}
+                   for name, model in result["models"].items()}
+        return {"models": summary, "machine": where, "json": str(folder / "speedup.json"),
+                "plot": str(folder / "speedup.png")}
+
+
+# ----- the stage's own process: python -m tasks.basics.graph_speedup REQUEST.json -----
 
 # name -> (units of each Dense layer, dropout rate after each)
 MODELS = {"shallow": ((10, 20, 30), 0.2), "deep": ((1000, 2000, 3000), 0.0)}
@@ -31,6 +76,7 @@ def cpu_model() -> str:
 
 
 def machine(tf) -> dict[str, Any]:
+    from tasks.tf_runtime import cpu_threads
     return {"host": socket.gethostname(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "usable_cores": cpu_threads(), "platform": platform.platform(),
             "tensorflow": tf.__version__,
@@ -48,7 +94,8 @@ def build(units: tuple[int, ...], dropout: float):
     return keras.Sequential(layers)
 
 
-def time_models(request: dict[str, Any]) -> dict[str, Any]:
+def work(request: dict[str, Any]) -> dict[str, Any]:
+    from tasks.tf_runtime import start_tensorflow
     tf = start_tensorflow(request["seed"], deterministic=False)
     x = tf.random.uniform([request["batch_size"], 28, 28], seed=request["seed"])
     repeats, warmup = request["repeats"], request["warmup"]
@@ -85,4 +132,6 @@ def time_models(request: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(time_models)
+    from tasks.protocol import main
+
+    main(work)

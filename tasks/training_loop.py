@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from plugins.errors import TfpipeError
 from tasks import atomic
-from tasks.errors import TfpipeError
-from tasks.worker import Progress, emit
+from tasks.protocol import Progress, emit
 
 
 def load_history(path: Path, upto_step: int) -> dict[str, list[dict[str, float]]]:

@@ -1,26 +1,42 @@
-"""TensorFlow worker of EvaluateImageModel (runs in a subprocess).
-
-Loads the exported SavedModel (no plugin code needed) and the test split;
-writes metrics.json, confusion_matrix.png and training_curves.png.
-"""
+"""Evaluation stage of the image path (its work() runs in its own TensorFlow process)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from luigi.util import requires
 
 from tasks import atomic
-from tasks.metrics import classification_metrics
-from tasks.plots import confusion_matrix_png, history_png
-from tasks.tf_runtime import start_tensorflow
-from tasks.worker import Progress, main
+from tasks.image.train import TrainImageModel
+from tasks.model_task import EvaluationTask
+from tasks.protocol import Progress
+
+
+@requires(TrainImageModel)
+class EvaluateImageModel(EvaluationTask):
+    """Reads the exported model and the test split; writes metrics.json (loss, accuracy,
+    per-class accuracy, confusion matrix), confusion_matrix.png and training_curves.png."""
+
+
+    def run_name(self) -> str:
+        return f"{self.dataset}-{self.model}"
+
+    def title(self) -> str:
+        return f"{self.model} on {self.dataset}"
+
+
+# ----- the stage's own process: python -m tasks.image.evaluate REQUEST.json -----
 
 BATCH = 1000
 
 
-def evaluate(request: dict[str, Any]) -> dict[str, Any]:
+def work(request: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from tasks.metrics import classification_metrics
+    from tasks.plots import confusion_matrix_png, history_png
+    from tasks.tf_runtime import start_tensorflow
     tf = start_tensorflow(seed=0, deterministic=False)
     data_dir, model_dir, out = Path(request["data_dir"]), Path(request["model_dir"]), Path(request["out_dir"])
     meta = json.loads((data_dir / "meta.json").read_text("utf-8"))
@@ -42,4 +58,6 @@ def evaluate(request: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main(evaluate)
+    from tasks.protocol import main
+
+    main(work)

@@ -1,27 +1,69 @@
-"""TensorFlow worker of TrainImageModel: train, checkpoint, export (runs in a subprocess).
-
-Reads the preprocessed .npy splits; writes into the task folder:
-``checkpoints/``, ``history.json``, ``tensorboard/{train,validation}`` (see
-tasks.loop_tf), then ``saved_model/`` and ``model.keras``.
-"""
+"""Training stage of the image path (its work() runs in its own TensorFlow process)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import luigi
+from luigi.util import requires
 
-from tasks import atomic, tf_runtime
-from tasks.batching import batch_indices
-from tasks.loop_tf import TrainingLoop, compile_train_step
-from tasks.tf_runtime import build_model, model_caller, start_tensorflow
-from tasks.worker import emit, main
+from tasks import atomic
+from tasks.image.data import PreprocessImages
+from tasks.model_task import TrainingTask
+from tasks.protocol import emit
+
+
+@requires(PreprocessImages)
+class TrainImageModel(TrainingTask):
+    """Reads the preprocessed splits; trains the model plugin; writes checkpoints, history,
+    TensorBoard logs and the exported model. Resumes from its newest checkpoint."""
+
+    stage = "train"
+
+    model_params = luigi.DictParameter(default={}, description="overrides of the plugin's hyper-parameters")
+    steps = luigi.IntParameter(default=12000)
+    batch_size = luigi.IntParameter(default=50)
+    learning_rate = luigi.FloatParameter(default=1e-3)
+    lr_schedule = luigi.ChoiceParameter(choices=["constant", "cosine"], default="constant",
+                                        description="cosine: decay to learning_rate/10 by the last step")
+    seed = luigi.IntParameter(default=1)
+    # How often to checkpoint and whether ops are deterministic do not change what is learnt.
+    checkpoint_every = luigi.IntParameter(default=500, significant=False)
+    deterministic = luigi.BoolParameter(default=False, significant=False)
+
+    def run_name(self) -> str:
+        return f"{self.dataset}-{self.model}"
+
+    def produce(self, folder: Path) -> dict[str, Any]:
+        request = {
+            "data_dir": str(self.requires().folder()),
+            "out_dir": str(folder),
+            "model": self.model,
+            "model_params": self.significant_params()["model_params"],
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "lr_schedule": self.lr_schedule,
+            "checkpoint_every": self.checkpoint_every,
+            "seed": self.seed,
+            "deterministic": self.deterministic,
+        }
+        return self.train_in_worker(request, folder)
+
+
+# ----- the stage's own process: python -m tasks.image.train REQUEST.json -----
 
 EVAL_BATCH = 1000
 
 
-def train(request: dict[str, Any]) -> dict[str, Any]:
+def work(request: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from tasks import tf_runtime
+    from tasks.batching import batch_indices
+    from tasks.tf_runtime import build_model, model_caller, start_tensorflow
+    from tasks.training_loop import TrainingLoop, compile_train_step
     tf = start_tensorflow(request["seed"], request["deterministic"], request.get("device"))
     import keras
 
@@ -113,4 +155,6 @@ def export(model, out: Path, example) -> list[str]:
 
 
 if __name__ == "__main__":
-    main(train)
+    from tasks.protocol import main
+
+    main(work)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.errors import TfpipeError
+from plugins.errors import TfpipeError
 
 KIND = "char_language_model"
 EVAL_STREAMS = 16
@@ -59,7 +59,7 @@ def load_char_model(model_dir: Path, vocab: list[str], where: str):
     """The trained Keras model of `model_dir`, checked against the data's vocabulary."""
     import keras
 
-    from tasks.text_prep import check_vocab
+    from tasks.text.prep import check_vocab
 
     path = model_dir / "model.keras"
     if not path.is_file():

@@ -1,6 +1,6 @@
 """Linear regression by hand: min-max scaling and gradient descent in plain numpy (pure functions).
 
-The TensorFlow twin (tasks.linreg_tf) fits the same loss, 0.5 * sum((a*x + b - y)^2),
+The TensorFlow twin (work() runs in a TensorFlow process) fits the same loss, 0.5 * sum((a*x + b - y)^2),
 with tf.GradientTape and SGD; both start from a = b = 0 so their snapshots agree.
 """
 from __future__ import annotations
@@ -11,8 +11,6 @@ from typing import Sequence
 import numpy as np
 
 # The classic exercise: house prices for the years 2013-2017.
-YEARS = (2013.0, 2014.0, 2015.0, 2016.0, 2017.0)
-PRICES = (12000.0, 14000.0, 15000.0, 16500.0, 17500.0)
 
 
 class BadInput(ValueError):

@@ -1,0 +1,1 @@
+"""Dataset plugins (tfpipe.datasets): where data comes from and how it decodes into samples."""

@@ -1,0 +1,1 @@
+"""The basics path: one module per stage (Luigi task + its TensorFlow work())."""

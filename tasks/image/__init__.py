@@ -1,0 +1,1 @@
+"""The image path: one module per stage (Luigi task + its TensorFlow work())."""

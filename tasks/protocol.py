@@ -1,0 +1,145 @@
+"""The one protocol between the Luigi process and a stage's own process.
+
+Parent side (`run_stage`): write the request, start ``python -m <stage module>
+REQUEST.json`` (it dies with its parent, PR_SET_PDEATHSIG, so killing a run
+never leaves an orphan writing into an output folder) and relay what it says.
+Child side (`main`, `emit`, `Progress`): read the request, report progress and
+log lines on stdout lines starting with EVENT_PREFIX, return a result. Anything
+else the child prints passes through as log text. No TensorFlow here.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from plugins.errors import TfpipeError
+from tasks import atomic
+
+logger = logging.getLogger(__name__)
+_PR_SET_PDEATHSIG = 1
+EVENT_PREFIX = "@@tfpipe "
+EXIT_USER_ERROR = 2
+EXIT_CRASH = 3
+
+
+# ----- child side -----------------------------------------------------
+def emit(event: str, **payload: Any) -> None:
+    sys.stdout.write(EVENT_PREFIX + json.dumps({"event": event, **payload}, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class Progress:
+    """Reports step progress at most every `interval_s` seconds (and at the end)."""
+
+    def __init__(self, total: int, label: str, interval_s: float = 2.0, start: int = 0):
+        self.total, self.label, self.interval_s = max(total, 1), label, interval_s
+        self.start_step, self.started = start, time.perf_counter()
+        self.last = 0.0
+
+    def update(self, step: int, force: bool = False, **metrics: float) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.interval_s and step < self.total:
+            return
+        self.last = now
+        done = step - self.start_step
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step) / rate if rate > 0 else None
+        emit("progress", label=self.label, step=step, total=self.total,
+             percent=round(100.0 * step / self.total, 1), steps_per_s=round(rate, 2),
+             eta_s=None if eta is None else round(eta, 1), **metrics)
+
+
+def main(entry: Callable[[dict], dict], user_errors: tuple[type[BaseException], ...] = ()) -> None:
+    """Run `entry(request)` and report its result or its failure to the parent."""
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        request = json.load(handle)
+    try:
+        result = entry(request)
+    except (TfpipeError, *user_errors) as exc:
+        emit("error", message=str(exc))
+        sys.exit(EXIT_USER_ERROR)
+    except Exception as exc:
+        traceback.print_exc()
+        emit("error", message=f"{type(exc).__name__}: {exc}")
+        sys.exit(EXIT_CRASH)
+    emit("result", result=result)
+
+
+# ----- parent side ----------------------------------------------------
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass  # not Linux: the child may outlive a killed parent
+
+
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ start-up chatter out of the log
+    env["PYTHONUNBUFFERED"] = "1"
+    # The child must import this very checkout's packages, wherever the cwd is.
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    env.update(extra or {})
+    return env
+
+
+def _describe_progress(event: dict[str, Any]) -> str:
+    parts = [f"{event['label']}: step {event['step']}/{event['total']} ({event['percent']:.0f}%)"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "val_bits_per_char"):
+        if event.get(key) is not None:
+            parts.append(f"{key} {event[key]:.4f}")
+    for unit in ("samples", "chars"):
+        if event.get(f"{unit}_per_s"):
+            parts.append(f"{event[f'{unit}_per_s']:.0f} {unit}/s")
+    if event.get("eta_s") is not None:
+        parts.append(f"ETA {event['eta_s']:.0f}s")
+    return ", ".join(parts)
+
+
+def run_stage(task: Any, request: dict[str, Any], folder: Path,
+              env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run the module that defines `task` as ``python -m MODULE request.json`` (its `work()`);
+    return the result it reports."""
+    module = type(task).__module__
+    request_path = folder / "request.json"
+    atomic.write_json(request_path, request)
+    command = [sys.executable, "-m", module, str(request_path)]
+    logger.info("starting %s for %s", module, task.task_id)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True,
+                               env=child_environment(env), preexec_fn=_die_with_parent)
+    result, error = None, None
+    assert process.stdout is not None
+    for line in process.stdout:
+        if not line.startswith(EVENT_PREFIX):
+            sys.stderr.write(line)
+            continue
+        event = json.loads(line[len(EVENT_PREFIX):])
+        kind = event.pop("event")
+        if kind == "progress":
+            message = _describe_progress(event)
+            logger.info(message)
+            task.set_progress_percentage(event["percent"])
+            task.set_status_message(message)
+        elif kind == "log":
+            logger.info("%s", event["message"])
+        elif kind == "result":
+            result = event["result"]
+        elif kind == "error":
+            error = event["message"]
+    code = process.wait()
+    if code != 0 or result is None:
+        if code < 0:
+            error = error or f"killed by signal {-code}"
+        raise TfpipeError(error or f"{module} exited with code {code} without a result; see its output above")
+    return result
