@@ -18,15 +18,23 @@ from plugins.errors import TfpipeError
 
 
 def list_plugins(_: argparse.Namespace) -> int:
-    """Print every installed plugin with its distribution and version (metadata only)."""
-    for kind in sorted(registry.GROUPS):
-        plugins = registry.find(kind)
-        print(f"{kind} ({registry.GROUPS[kind]}):")
+    """Every installed plugin with its KIND, distribution and version (metadata and source only:
+    nothing is imported). A name two distributions register is marked: using it is an error."""
+    for plugin_kind in registry.KINDS.values():
+        plugins = plugin_kind.find()
+        clashes = plugin_kind.clashes()
+        print(f"{plugin_kind.kind} ({plugin_kind.group}):")
         if not plugins:
             print("  (none installed)")
-        width = max((len(info.name) for info in plugins), default=0)
-        for info in plugins:
-            print(f"  {info.name:<{width}}  {info.distribution} {info.version}  ({info.value})")
+        rows = [(info.name, info.declared_kind() or "-", f"{info.distribution} {info.version}", info.value)
+                for info in plugins]
+        widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
+        for row, info in zip(rows, plugins):
+            line = "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + f"  ({row[3]})"
+            if info.name in clashes:
+                others = ", ".join(f"{other.distribution} {other.version}" for other in clashes[info.name][1:])
+                line += f"  CLASH: also registered by {others}"
+            print(line.rstrip())
     return 0
 
 

@@ -162,7 +162,7 @@ class ImageRun(TrainingRun):
         self.__dict__["_merged"] = config
         image = config.values["image"]
         try:
-            registry.get("models", image["model"])
+            registry.MODELS.get(image["model"], "image_classifier")
         except registry.PluginError as exc:
             raise TfpipeError(f"{config.origins.get('image.model', 'image.model')}: {exc}") from exc
         params = {**config.model_params(image["model"]), **dict(self.model_params or {})}
@@ -216,7 +216,7 @@ class TextRun(TrainingRun):
         self.__dict__["_merged"] = config
         text = config.values["text"]
         try:
-            registry.get("models", text["model"])
+            registry.MODELS.get(text["model"], "char_language_model")
         except registry.PluginError as exc:
             raise TfpipeError(f"{config.origins.get('text.model', 'text.model')}: {exc}") from exc
         # Checked before anything trains: a bad temperature must not cost a training run.

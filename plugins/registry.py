@@ -1,23 +1,35 @@
-"""Find plugins from package metadata; load one on demand.
+"""Find plugins from package metadata; load one on demand. The one plugin loader of tfpipe.
 
-Finding reads entry points only (``importlib.metadata``) and never imports a
-plugin, so listing plugins or fingerprinting tasks never imports TensorFlow.
-Loading imports exactly one plugin; any failure is wrapped in
-:class:`FailedToLoadPlugin` naming the plugin and its distribution, and one
-broken plugin never hides the others.
+One entry-point group per plugin kind (``tfpipe.models``, ``tfpipe.devices``,
+``tfpipe.datasets``); each kind has one :class:`PluginKind` below (MODELS,
+DEVICES, DATASETS) and nothing else looks plugins up.
+
+- Finding reads entry points only (``importlib.metadata``) and never imports a
+  plugin, so listing plugins or fingerprinting tasks never imports TensorFlow.
+- A plugin's KIND (``image_classifier``, ``char_language_model``,
+  ``image_classification``, ``text_corpus``, ...) is read from its source
+  without importing it, so a wrong kind is refused in the Luigi process at once.
+- Loading imports exactly one plugin; any failure becomes
+  :class:`FailedToLoadPlugin` naming the plugin, its distribution and the cause,
+  and one broken plugin never hides the others.
+- Two distributions registering one name is an error naming both, raised when
+  that name is used.
 """
 from __future__ import annotations
 
+import ast
+import importlib.machinery
 import importlib.metadata
+import importlib.util
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-GROUPS = {"models": "tfpipe.models", "devices": "tfpipe.devices"}
-# Attributes every plugin of a kind must have, checked on load.
-REQUIRED_ATTRIBUTES = {"models": ("KIND", "DEFAULTS", "build"), "devices": ("DEFAULTS", "environment", "configure", "strategy")}
+from plugins.errors import TfpipeError
 
 
-class PluginError(Exception):
+class PluginError(TfpipeError):
     """A plugin could not be found or loaded; the message says which and why."""
 
 
@@ -29,9 +41,17 @@ class FailedToLoadPlugin(PluginError):
     pass
 
 
+class WrongKind(PluginError):
+    pass
+
+
+class DuplicatePlugin(PluginError):
+    pass
+
+
 @dataclass(frozen=True)
 class PluginInfo:
-    kind: str
+    kind: str  # the plugin kind: "models", "devices" or "datasets"
     name: str
     value: str  # "module" or "module:attribute"
     distribution: str
@@ -49,63 +69,152 @@ class PluginInfo:
         return {"name": self.name, "distribution": self.distribution, "version": self.version,
                 "entry_point": self.value}
 
+    def declared_kind(self) -> str | None:
+        """The module's top-level ``KIND = "..."``, read from its source without importing it."""
+        path = locate_module(self.module)
+        if path is None:
+            return None
+        stat = path.stat()
+        return _declared_kind(path, stat.st_mtime_ns, stat.st_size)
 
-def _group(kind: str) -> str:
+    def describe(self) -> str:
+        return f"{self.kind} plugin {self.name!r} ({self.value}) from distribution {self.distribution} {self.version}"
+
+
+def locate_module(name: str) -> Path | None:
+    """Path of a module's source file, found without executing any package."""
+    parts = name.split(".")
     try:
-        return GROUPS[kind]
-    except KeyError:
-        raise PluginError(f"unknown plugin kind {kind!r}; kinds are {', '.join(sorted(GROUPS))}") from None
-
-
-def find(kind: str) -> list[PluginInfo]:
-    """All installed plugins of a kind, sorted by name (metadata only)."""
-    group = _group(kind)
-    found: dict[str, PluginInfo] = {}
-    for entry in importlib.metadata.entry_points(group=group):
-        dist = getattr(entry, "dist", None)
-        info = PluginInfo(
-            kind=kind,
-            name=entry.name,
-            value=entry.value,
-            distribution=dist.metadata["Name"] if dist is not None else "?",
-            version=dist.version if dist is not None else "?",
+        # A top-level lookup asks every finder on sys.meta_path (editable installs
+        # add their own) without executing anything.
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return None
+    for depth in range(1, len(parts)):
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(
+            ".".join(parts[: depth + 1]), list(spec.submodule_search_locations)
         )
-        # The same distribution can be seen twice on sys.path (editable + site);
-        # keep the first, as importlib would.
-        found.setdefault(entry.name, info)
-    return [found[name] for name in sorted(found)]
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+@lru_cache(maxsize=None)
+def _declared_kind(path: Path, mtime_ns: int, size: int) -> str | None:
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "KIND"
+                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
+            return node.value.value
+    return None
+
+
+class PluginKind:
+    """Finding, checking and loading the plugins of one entry-point group."""
+
+    def __init__(self, kind: str, group: str, required: tuple[str, ...], noun: str):
+        self.kind, self.group, self.required, self.noun = kind, group, required, noun
+
+    def _entries(self) -> dict[str, list[PluginInfo]]:
+        found: dict[str, list[PluginInfo]] = {}
+        for entry in importlib.metadata.entry_points(group=self.group):
+            dist = getattr(entry, "dist", None)
+            info = PluginInfo(
+                kind=self.kind, name=entry.name, value=entry.value,
+                distribution=dist.metadata["Name"] if dist is not None else "?",
+                version=dist.version if dist is not None else "?",
+            )
+            claims = found.setdefault(entry.name, [])
+            # The same distribution can be seen twice on sys.path (editable + site): one claim.
+            if all(other.distribution != info.distribution for other in claims):
+                claims.append(info)
+        return found
+
+    def find(self) -> list[PluginInfo]:
+        """All installed plugins of this kind, sorted by name (metadata only; one per name)."""
+        entries = self._entries()
+        return [entries[name][0] for name in sorted(entries)]
+
+    def clashes(self) -> dict[str, list[PluginInfo]]:
+        """Names registered by more than one distribution."""
+        return {name: claims for name, claims in sorted(self._entries().items()) if len(claims) > 1}
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [info.name for info in self.find() if kind is None or info.declared_kind() == kind]
+
+    def get(self, name: str, kind: str | None = None) -> PluginInfo:
+        """The installed plugin `name` (of KIND `kind`, when given), or an error listing the
+        installed ones of the right kind."""
+        entries = self._entries()
+        wanted = f" of kind {kind}" if kind else ""
+        claims = entries.get(name)
+        if not claims:
+            raise UnknownPlugin(
+                f"no {self.noun} named {name!r} is installed; installed {self.noun}s{wanted}: "
+                f"{', '.join(self.names(kind)) or 'none'}. Install the package that provides it, "
+                f"or register it under the entry-point group {self.group!r}.")
+        if len(claims) > 1:
+            raise DuplicatePlugin(
+                f"{self.noun} {name!r} is registered by more than one installed distribution: "
+                + "; ".join(f"{info.distribution} {info.version} ({info.value})" for info in claims)
+                + ". Uninstall one of them (pip uninstall ...) so the name means one thing.")
+        info = claims[0]
+        if kind is not None:
+            declared = info.declared_kind()
+            if declared != kind:
+                what = f"a {declared} plugin" if declared else "a plugin without a literal KIND"
+                raise WrongKind(
+                    f"{self.noun} {name!r} is {what}; this path needs a {kind}: "
+                    f"{', '.join(self.names(kind)) or 'none installed'}")
+        return info
+
+    def load(self, name: str, kind: str | None = None) -> Any:
+        """Import one plugin and check it has what its kind requires."""
+        info = self.get(name, kind)
+        module_name, _, attribute = info.value.partition(":")
+        try:
+            obj = importlib.import_module(module_name.strip())
+            for part in filter(None, attribute.strip().split(".")):
+                obj = getattr(obj, part)
+        except Exception as exc:  # any failure of third-party code must name the plugin
+            raise FailedToLoadPlugin(
+                f"failed to load {info.describe()}: {type(exc).__name__}: {exc}. Fix or uninstall "
+                f"that distribution; other plugins are unaffected.") from exc
+        missing = [attr for attr in self.required if not hasattr(obj, attr)]
+        if missing:
+            raise FailedToLoadPlugin(f"{info.describe()} lacks {', '.join(missing)}; a {self.noun} "
+                                     f"needs {', '.join(self.required)}")
+        return obj
+
+
+MODELS = PluginKind("models", "tfpipe.models", ("KIND", "DEFAULTS", "build"), "model")
+DEVICES = PluginKind("devices", "tfpipe.devices", ("DEFAULTS", "environment", "configure", "strategy"),
+                     "device policy")
+DATASETS = PluginKind("datasets", "tfpipe.datasets", ("KIND", "DEFAULTS", "open_dataset"), "dataset")
+KINDS = {plugin_kind.kind: plugin_kind for plugin_kind in (DATASETS, MODELS, DEVICES)}
+
+
+def of(kind: str) -> PluginKind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise PluginError(f"unknown plugin kind {kind!r}; kinds are {', '.join(sorted(KINDS))}") from None
+
+
+# Short forms kept for callers that name the kind as a string.
+def find(kind: str) -> list[PluginInfo]:
+    return of(kind).find()
 
 
 def get(kind: str, name: str) -> PluginInfo:
-    """The installed plugin `name`, or an error listing the installed ones."""
-    plugins = find(kind)
-    for info in plugins:
-        if info.name == name:
-            return info
-    installed = ", ".join(info.name for info in plugins) or "none"
-    raise UnknownPlugin(
-        f"no {kind} plugin named {name!r} is installed (installed: {installed}). "
-        f"Install the package that provides it, or register it under the entry-point "
-        f"group {_group(kind)!r}."
-    )
+    return of(kind).get(name)
 
 
 def load(kind: str, name: str) -> Any:
-    """Import one plugin and check it has what its kind requires."""
-    info = get(kind, name)
-    where = f"{kind} plugin {name!r} ({info.value}) from distribution {info.distribution} {info.version}"
-    module_name, _, attribute = info.value.partition(":")
-    try:
-        obj = importlib.import_module(module_name.strip())
-        for part in filter(None, attribute.strip().split(".")):
-            obj = getattr(obj, part)
-    except Exception as exc:  # any failure of third-party code must name the plugin
-        raise FailedToLoadPlugin(
-            f"failed to load {where}: {type(exc).__name__}: {exc}. Fix or uninstall that "
-            f"distribution; other plugins are unaffected."
-        ) from exc
-    missing = [attr for attr in REQUIRED_ATTRIBUTES[kind] if not hasattr(obj, attr)]
-    if missing:
-        raise FailedToLoadPlugin(f"{where} lacks {', '.join(missing)}; a {kind} plugin needs "
-                                 f"{', '.join(REQUIRED_ATTRIBUTES[kind])}")
-    return obj
+    return of(kind).load(name)

@@ -61,10 +61,7 @@ def normalise(policy: str | Sequence[str] | None) -> list[str]:
 
 
 def load_policy(name: str) -> Any:
-    try:
-        return registry.load("devices", name)
-    except registry.PluginError as exc:
-        raise TfpipeError(f"device policy: {exc}") from exc
+    return registry.DEVICES.load(name)
 
 
 def gpu_request(plugin: Any, options: dict[str, Any]) -> dict[str, Any] | None:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib.machinery
-import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 from plugins.errors import TfpipeError
+from plugins.registry import locate_module
 
 # Packages of this project whose modules are followed through imports.
 PROJECT_PACKAGES = frozenset({"tasks", "plugins", "pipelines"})
@@ -33,26 +32,6 @@ def digest(value: Any) -> str:
     """Stable hash of a JSON-able value (dictionary order never matters)."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:DIGEST_LENGTH]
-
-
-def locate_module(name: str) -> Path | None:
-    """Path of a module's source file, found without executing any package."""
-    parts = name.split(".")
-    try:
-        # A top-level lookup asks every finder on sys.meta_path (editable installs
-        # add their own) without executing anything.
-        spec = importlib.util.find_spec(parts[0])
-    except (ImportError, ValueError):
-        return None
-    for depth in range(1, len(parts)):
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(
-            ".".join(parts[: depth + 1]), list(spec.submodule_search_locations)
-        )
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return None
-    return Path(spec.origin)
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:

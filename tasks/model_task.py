@@ -19,10 +19,7 @@ from tasks.protocol import run_stage
 
 
 def plugin_info(name: str) -> registry.PluginInfo:
-    try:
-        return registry.get("models", name)
-    except registry.PluginError as exc:
-        raise TfpipeError(str(exc)) from exc
+    return registry.MODELS.get(name)
 
 
 class ModelTask(PipelineTask):

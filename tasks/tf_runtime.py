@@ -108,12 +108,7 @@ def model_hparams(name: str, plugin: Any, overrides: dict[str, Any]) -> dict[str
 
 
 def build_model(name: str, spec: dict[str, Any], overrides: dict[str, Any], expected_kind: str):
-    try:
-        plugin = registry.load("models", name)
-    except registry.PluginError as exc:
-        raise TfpipeError(str(exc)) from exc
-    if plugin.KIND != expected_kind:
-        raise TfpipeError(f"model {name!r} is a {plugin.KIND} plugin; this path needs a {expected_kind}")
+    plugin = registry.MODELS.load(name, expected_kind)
     hparams = model_hparams(name, plugin, overrides)
     try:
         model = plugin.build(spec, **hparams)

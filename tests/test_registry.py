@@ -48,7 +48,7 @@ def test_plugin_missing_required_attributes(site):
 
 
 def test_unknown_name_lists_installed():
-    with pytest.raises(registry.UnknownPlugin, match=r"no models plugin named 'resnet'.*installed: .*cnn, .*mlp"):
+    with pytest.raises(registry.UnknownPlugin, match=r"no model named 'resnet'.*installed models: .*cnn, .*mlp"):
         registry.get("models", "resnet")
 
 

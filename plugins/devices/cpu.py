@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+KIND = "device_policy"
 DEFAULTS: dict[str, Any] = {}
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from plugins.devices.common import cuda_visible, selection
 
+KIND = "device_policy"
 DEFAULTS: dict[str, Any] = {"ids": None, "count": 1, "fallback": None}
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+KIND = "device_policy"
 DEFAULTS: dict[str, Any] = {"fallback": None}
 CONFLICTS = ("memory_limit",)  # TensorFlow refuses growth on a device with a fixed limit
 

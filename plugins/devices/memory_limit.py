@@ -10,6 +10,7 @@ from typing import Any
 
 from plugins.errors import TfpipeError
 
+KIND = "device_policy"
 DEFAULTS: dict[str, Any] = {"limit": None, "fallback": None}
 CONFLICTS = ("memory_growth",)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from plugins.devices.common import cuda_visible, selection
 
+KIND = "device_policy"
 DEFAULTS: dict[str, Any] = {"ids": None, "count": "all", "cpus": None, "fallback": None}
 CONFLICTS = ("multi_worker",)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from plugins.errors import TfpipeError
 
+KIND = "device_policy"
 DEFAULTS: dict[str, Any] = {"workers": None, "index": None}
 CONFLICTS = ("mirrored",)
 
