@@ -118,8 +118,8 @@ def _declared_kind(path: Path, mtime_ns: int, size: int) -> str | None:
 class PluginKind:
     """Finding, checking and loading the plugins of one entry-point group."""
 
-    def __init__(self, kind: str, group: str, required: tuple[str, ...], noun: str):
-        self.kind, self.group, self.required, self.noun = kind, group, required, noun
+    def __init__(self, kind: str, group: str, required: tuple[str, ...], noun: str, plural: str):
+        self.kind, self.group, self.required, self.noun, self.plural = kind, group, required, noun, plural
 
     def _entries(self) -> dict[str, list[PluginInfo]]:
         found: dict[str, list[PluginInfo]] = {}
@@ -156,7 +156,7 @@ class PluginKind:
         claims = entries.get(name)
         if not claims:
             raise UnknownPlugin(
-                f"no {self.noun} named {name!r} is installed; installed {self.noun}s{wanted}: "
+                f"no {self.noun} named {name!r} is installed; installed {self.plural}{wanted}: "
                 f"{', '.join(self.names(kind)) or 'none'}. Install the package that provides it, "
                 f"or register it under the entry-point group {self.group!r}.")
         if len(claims) > 1:
@@ -193,10 +193,11 @@ class PluginKind:
         return obj
 
 
-MODELS = PluginKind("models", "tfpipe.models", ("KIND", "DEFAULTS", "build"), "model")
+MODELS = PluginKind("models", "tfpipe.models", ("KIND", "DEFAULTS", "build"), "model", "models")
 DEVICES = PluginKind("devices", "tfpipe.devices", ("DEFAULTS", "environment", "configure", "strategy"),
-                     "device policy")
-DATASETS = PluginKind("datasets", "tfpipe.datasets", ("KIND", "DEFAULTS", "open_dataset"), "dataset")
+                     "device policy", "device policies")
+DATASETS = PluginKind("datasets", "tfpipe.datasets", ("KIND", "DEFAULTS", "open_dataset"), "dataset",
+                      "datasets")
 KINDS = {plugin_kind.kind: plugin_kind for plugin_kind in (DATASETS, MODELS, DEVICES)}
 
 

@@ -49,7 +49,7 @@ def test_options_are_checked_against_the_chosen_policies():
         devices.resolve_options(["memory_growth", "memory_limit"], {})
     with pytest.raises(TfpipeError, match="fallback must be null or 'cpu'"):
         devices.resolve_options(["gpu"], {"fallback": "tpu"})
-    with pytest.raises(TfpipeError, match=r"no devices plugin named 'tpu'.*installed: cpu, gpu"):
+    with pytest.raises(TfpipeError, match=r"no device policy named 'tpu'.*installed device policies: cpu, gpu"):
         devices.resolve_options(["tpu"], {})
     _, merged = devices.resolve_options(["gpu", "mirrored"], {"fallback": "cpu"})
     assert merged["count"] == "all" and merged["fallback"] == "cpu"  # later policies' defaults win
