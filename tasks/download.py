@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from plugins.datasets.catalog import RemoteFile
+from plugins.datasets.api import RemoteFile
 from plugins.errors import TfpipeError
 
 logger = logging.getLogger(__name__)

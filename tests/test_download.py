@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from plugins.datasets.catalog import RemoteFile
+from plugins.datasets.api import RemoteFile
 from plugins.errors import TfpipeError
 from tasks.download import fetch
 

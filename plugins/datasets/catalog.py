@@ -4,15 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from plugins.datasets.api import RemoteFile
+
 KERAS_MIRROR = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    name: str
-    urls: tuple[str, ...]
-    sha256: str | None  # None: no published checksum (checked by decoding instead)
-    size: int | None
 
 
 def _files(bases: tuple[str, ...], pins: dict[str, tuple[int, str]]) -> tuple[RemoteFile, ...]:

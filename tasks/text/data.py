@@ -9,7 +9,7 @@ from typing import Any
 import luigi
 from luigi.util import requires
 
-from plugins.datasets.catalog import RemoteFile
+from plugins.datasets.api import RemoteFile
 from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.base import PipelineTask
