@@ -2,6 +2,7 @@
 
 Importing it must stay cheap and TensorFlow-free: it only defines tasks.
 """
+from pipelines import luigi_defaults as _luigi_defaults
 from pipelines.logs import configure as _configure_logging
 from pipelines.runs import (
                             FullRun,
@@ -13,6 +14,7 @@ from pipelines.runs import (
                             TextRun,
 )
 
+_luigi_defaults.apply()  # before Luigi reads [retcode]: a failure exits non-zero from any folder
 _configure_logging()
 
 __all__ = ["FullRun", "GraphSpeedup", "ImageRun", "LinearRegression", "ScheduledHourlyRun", "ScheduledRun",

@@ -10,6 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from pipelines.luigi_defaults import luigid_environment
+
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 8082
 STATE_FILE = "state.pickle"
@@ -34,4 +36,4 @@ def start_scheduler(state_dir: Path, address: str = DEFAULT_ADDRESS, port: int =
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     command = luigid_command(state_dir, address, port)
-    os.execv(command[0], command)
+    os.execve(command[0], command, luigid_environment(state_dir))
