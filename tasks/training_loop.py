@@ -17,6 +17,7 @@ import numpy as np
 
 from plugins.errors import TfpipeError
 from tasks import atomic
+from tasks.checkpoints import CHECKPOINTS, checkpoint_steps, start_afresh_hint
 from tasks.protocol import Progress, emit
 
 
@@ -43,16 +44,49 @@ class TrainingLoop:
         # variable (trainable or not) explicitly so nothing is silently left out.
         self.checkpoint = tf.train.Checkpoint(model_variables=list(model.variables), optimizer=optimizer,
                                               step=self.step)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.out / "checkpoints"),
+        self.max_to_keep = max_to_keep
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.out / CHECKPOINTS),
                                                   max_to_keep=max_to_keep)
-        self.resumed_from = 0
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-            self.resumed_from = int(self.step.numpy())
+        self.resumed_from = self._restore_newest()
+        if self.resumed_from:
             emit("log", message=f"{label}: resuming from checkpoint at step {self.resumed_from}")
         self.history = load_history(self.out / "history.json", self.resumed_from)
         self.writers = {name: tf.summary.create_file_writer(str(self.out / "tensorboard" / name))
                         for name in ("train", "validation")}
+
+    def _restore_newest(self) -> int:
+        """Restore the newest checkpoint that restores; return its step (0: none exists).
+
+        The checkpoint files are listed directly, not through the state file: a lost or
+        garbled state file must never restart training from zero (and rotate the good
+        checkpoints away). A checkpoint that fails to restore is skipped with a log line;
+        when none restores the run stops, naming the folder, and deletes nothing.
+        """
+        steps = checkpoint_steps(self.out)
+        skipped = []
+        for step in steps:
+            prefix = str(self.out / CHECKPOINTS / f"ckpt-{step}")
+            try:
+                self.checkpoint.restore(prefix).assert_existing_objects_matched()
+            except Exception as exc:  # truncated or corrupt files raise many different errors
+                reason = f"ckpt-{step}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                skipped.append(reason)
+                emit("log", message=f"{self.label}: skipping checkpoint {prefix}, it does not restore ({reason})")
+                continue
+            if int(self.step.numpy()) != step:
+                skipped.append(f"ckpt-{step}: holds step {int(self.step.numpy())}")
+                continue
+            if self.manager.latest_checkpoint != prefix:
+                # Rebuild the state file from what restored, so the manager rotates the right files.
+                _rewrite_state(self.tf, self.out / CHECKPOINTS, [s for s in steps if s <= step])
+                self.manager = self.tf.train.CheckpointManager(
+                    self.checkpoint, str(self.out / CHECKPOINTS), max_to_keep=self.max_to_keep)
+            return step
+        if steps:
+            raise TfpipeError(
+                f"no checkpoint in {self.out / CHECKPOINTS} restores ({'; '.join(skipped)}). Nothing was "
+                f"deleted. To train this folder from step 0, run `{start_afresh_hint(self.out)}` and rerun.")
+        return 0
 
     def _scalars(self, split: str, step: int, values: dict[str, float]) -> None:
         with self.writers[split].as_default():
@@ -167,3 +201,9 @@ def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, bat
         return result
 
     return train_step
+
+
+def _rewrite_state(tf: Any, directory: Path, steps: list[int]) -> None:
+    """Write the `checkpoint` state file naming `steps` as they are on disk, newest last."""
+    paths = [str(directory / f"ckpt-{step}") for step in sorted(steps)]
+    tf.compat.v1.train.update_checkpoint_state(str(directory), paths[-1], all_model_checkpoint_paths=paths)
