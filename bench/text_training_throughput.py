@@ -29,7 +29,8 @@ def prepare(corpus: Path, folder: Path) -> None:
     """The same files PreprocessText writes (lower-cased, last 5% held out)."""
     import numpy as np
 
-    from tasks.text.prep import build_vocab, decode_corpus, encode, normalise, split_holdout
+    from plugins.datasets.text import decode_corpus
+    from tasks.text.prep import build_vocab, encode, normalise, split_holdout
 
     text = normalise(decode_corpus(corpus.read_bytes(), str(corpus)), lowercase=True)
     vocab = build_vocab(text)

@@ -34,7 +34,7 @@ from tasks.base import PipelineTask
 from tasks.basics.graph_speedup import TimeGraphSpeedup
 from tasks.basics.linreg import FitLinearRegression
 from tasks.image.evaluate import EvaluateImageModel
-from tasks.text.data import corpus_label
+from tasks.text.download import corpus_choice, corpus_label
 from tasks.text.evaluate import EvaluateTextModel
 from tasks.text.generate import GenerateText
 from tasks.text.prep import check_temperatures
@@ -184,7 +184,10 @@ class TextRun(TrainingRun):
     """Text path for one corpus and model: download -> preprocess -> train -> evaluate and
     generate. Every parameter left unset comes from the config (``text`` section)."""
 
-    corpus = luigi.OptionalParameter(default=None, description="nietzsche, a UTF-8 text file, or a URL")
+    corpus = luigi.OptionalParameter(default=None, description="a text corpus dataset plugin "
+                                     "(nietzsche, ...), a UTF-8 text file, or an http(s) URL")
+    corpus_options = luigi.OptionalDictParameter(default=None,
+                                                 description="options of the corpus dataset plugin")
     model = luigi.OptionalParameter(default=None, description="a character model plugin: lstm, gru, ...")
     lowercase = luigi.OptionalBoolParameter(default=None)
     holdout = luigi.OptionalFloatParameter(default=None)
@@ -206,7 +209,7 @@ class TextRun(TrainingRun):
 
     def run_name(self) -> str:
         evaluate = self.requires()["evaluate"]
-        return f"text-{corpus_label(evaluate.corpus)}-{evaluate.model}"
+        return f"text-{corpus_label(evaluate.corpus, evaluate.corpus_options)}-{evaluate.model}"
 
     def requires(self) -> dict[str, PipelineTask]:
         if "_tasks" in self.__dict__:
@@ -219,13 +222,19 @@ class TextRun(TrainingRun):
             registry.MODELS.get(text["model"], "char_language_model")
         except registry.PluginError as exc:
             raise TfpipeError(f"{config.origins.get('text.model', 'text.model')}: {exc}") from exc
+        # A path or URL means the text_file plugin; the plugin is checked here, before any stage.
+        corpus, corpus_options = corpus_choice(text["corpus"], self.corpus_options)
+        try:
+            registry.DATASETS.get(corpus, "text_corpus")
+        except registry.PluginError as exc:
+            raise TfpipeError(f"{config.origins.get('text.corpus', 'text.corpus')}: {exc}") from exc
         # Checked before anything trains: a bad temperature must not cost a training run.
         temperatures = check_temperatures(text["temperatures"],
                                           config.origins.get("text.temperatures", "text.temperatures"))
         params = {**config.model_params(text["model"]), **dict(self.model_params or {})}
         common = {key: text[key] for key in cfg.SCHEMA["text"] if key not in self.GENERATION}
         common.update(workspace=self.root(), mirror=self.mirror or cfg.data_mirror(config), model_params=params,
-                      **self.device_params(config))
+                      corpus=corpus, corpus_options=corpus_options, **self.device_params(config))
         tasks = {
             "evaluate": EvaluateTextModel(**common),
             "generate": GenerateText(**common, temperatures=temperatures,
@@ -245,8 +254,8 @@ class FullRun(TrainingRun):
     mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
 
     def requires(self) -> list[RunTask]:
-        shared = dict(config=self.config, workspace=self.workspace, mirror=self.mirror, device=self.device,
-                      device_options=self.device_options)
+        shared = {"config": self.config, "workspace": self.workspace, "mirror": self.mirror,
+                  "device": self.device, "device_options": self.device_options}
         return [ImageRun(**shared), TextRun(**shared)]
 
     def summary(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from tasks.basics.graph_speedup import TimeGraphSpeedup
 from tasks.basics.linreg import FitLinearRegression
 from tasks.image.evaluate import EvaluateImageModel
-from tasks.text.data import corpus_label
+from tasks.text.download import corpus_label
 from tasks.text.evaluate import EvaluateTextModel
 from tasks.text.generate import GenerateText
 
@@ -39,7 +39,7 @@ def text_summary(evaluate: EvaluateTextModel, generate: GenerateText) -> dict[st
     samples = json.loads((generate.folder() / "samples.json").read_text("utf-8"))
     return {
         "path": "text",
-        "name": f"{evaluate.model} on {corpus_label(evaluate.corpus)}",
+        "name": f"{evaluate.model} on {corpus_label(evaluate.corpus, evaluate.corpus_options)}",
         "metrics": {"bits_per_char": metrics["bits_per_char"], "perplexity": metrics["perplexity"],
                     "accuracy": metrics["accuracy"]},
         "steps": trained["final_step"],

@@ -69,10 +69,15 @@ def verify(path: Path, remote: RemoteFile, url: str) -> None:
 
 
 def fetch(remote: RemoteFile, dest: Path, attempts: int = 3, backoff_s: float = 1.0,
-          timeout_s: float = 60.0) -> str:
-    """Download `remote` to `dest`, trying each URL with retries; return the URL used."""
+          timeout_s: float = 60.0, mirror_path: str | None = None) -> str:
+    """Download `remote` to `dest`, trying each URL with retries; return the URL used.
+
+    `mirror_path` is where a copy would be found without a network; the error names it.
+    It starts with ``$TFPIPE_DATA_MIRROR`` when no mirror is set (e.g.
+    ``$TFPIPE_DATA_MIRROR/nietzsche/nietzsche.txt``), and the error then says to set one.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    failures = []
+    failures: dict[str, tuple[int, str]] = {}  # url -> (attempts, last reason)
     for url in remote.urls:
         for attempt in range(1, attempts + 1):
             try:
@@ -80,13 +85,20 @@ def fetch(remote: RemoteFile, dest: Path, attempts: int = 3, backoff_s: float = 
                 verify(dest, remote, url)
                 return url
             except (urllib.error.URLError, OSError, ChecksumMismatch) as exc:
-                reason = getattr(exc, "reason", None) or exc
-                failures.append(f"{url} (attempt {attempt}): {reason}")
-                logger.warning("download failed: %s", failures[-1])
+                reason = str(getattr(exc, "reason", None) or exc).removeprefix(f"{url}: ")
+                failures[url] = (attempt, reason)
+                logger.warning("download failed: %s (attempt %d): %s", url, attempt, reason)
                 if attempt < attempts:
                     time.sleep(backoff_s * 2 ** (attempt - 1))
-    raise TfpipeError(
-        f"could not download {remote.name}: " + "; ".join(failures)
-        + ". Without internet, put a copy in a mirror folder: set TFPIPE_DATA_MIRROR (or "
-        "data.mirror in your config) to a folder holding <dataset>/" + remote.name
-    )
+    tried = "; ".join(f"{url}: {reason} ({count} attempt{'s' * (count > 1)})"
+                      for url, (count, reason) in failures.items())
+    if mirror_path and mirror_path.startswith("$"):
+        where = (f"set TFPIPE_DATA_MIRROR (or data.mirror in your config) to a folder and put "
+                 f"the file at {mirror_path}")
+    elif mirror_path:
+        where = f"put the file at {mirror_path}"
+    else:
+        where = (f"put {remote.name} in a mirror folder, in the sub-folder named after the "
+                 "dataset, and set TFPIPE_DATA_MIRROR (or data.mirror in your config) to that "
+                 "mirror folder")
+    raise TfpipeError(f"could not download {remote.name}: {tried}. Without internet, {where}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import random
 import subprocess
@@ -81,7 +82,8 @@ def run_luigi(args: list[str], workspace: Path, mirror: Path | None = None,
     """Run the real `luigi` command line from the project root (so luigi.cfg applies)."""
     started = time.time()
     command = [sys.executable, "-m", "luigi", "--module", "pipelines", *args, "--local-scheduler"]
-    completed = subprocess.run(command, cwd=cwd, env=luigi_env(workspace, mirror, extra_path),
+    completed = subprocess.run(command, check=False, cwd=cwd,
+                               env=luigi_env(workspace, mirror, extra_path),
                                capture_output=True, text=True, timeout=timeout)
     return LuigiRun(completed, started)
 
@@ -110,7 +112,8 @@ TINY = ["--dataset", "tiny", "--steps", "60", "--batch-size", "20", "--checkpoin
 def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
     """A few thousand characters of sentences over a small word list."""
     rng = random.Random(seed)
-    words = "The will to power is a thing of beauty and of truth ; what is good ? All that".split()
+    words = ["The", "will", "to", "power", "is", "a", "thing", "of", "beauty", "and", "of", "truth",
+             ";", "what", "is", "good", "?", "All", "that"]
     text = ""
     while len(text) < chars:
         text += " ".join(rng.choice(words) for _ in range(10)) + ".\n"
@@ -120,15 +123,17 @@ def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
 
 
 def write_tiny_full_config(folder: Path) -> Path:
-    """Tiny data for both paths in folder/mirror (image `tiny`, corpus `words`) and a config
-    selecting them with small, fast models; returns the config path (for FullRun)."""
+    """Tiny data for both paths (image `tiny` in folder/mirror, the text file
+    folder/texts/words.txt) and a config selecting them with small, fast models; returns the
+    config path (for FullRun)."""
     write_idx_folder(folder / "mirror" / "tiny", make_image_set())
-    make_corpus(folder / "mirror" / "words" / "words.txt")  # a corpus found by name in the mirror
+    corpus = make_corpus(folder / "texts" / "words.txt")  # a path: the text_file corpus `words`
     config = folder / "tiny-full.yaml"
     config.write_text(
         "image:\n  dataset: tiny\n  model: mlp\n  steps: 20\n  batch_size: 20\n  checkpoint_every: 20\n"
         "  validation_size: 50\n"
-        "text:\n  corpus: words\n  model: lstm\n  lowercase: false\n  window: 20\n  steps: 20\n"
+        f"text:\n  corpus: {json.dumps(str(corpus))}\n  model: lstm\n  lowercase: false\n"
+        "  window: 20\n  steps: 20\n"
         "  batch_size: 8\n  checkpoint_every: 20\n  temperatures: [0.5]\n  length: 30\n  seed_length: 10\n"
         "models:\n  lstm:\n    units: 16\n    embedding_dim: 8\n")
     return config

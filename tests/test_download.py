@@ -76,8 +76,18 @@ def test_truncated_download_is_rejected(server, tmp_path):
 
 def test_unreachable_names_the_url_and_the_mirror(tmp_path):
     unreachable = RemoteFile("data.gz", ("http://127.0.0.1:9/data.gz",), "0" * 64, 10)
-    with pytest.raises(TfpipeError, match=r"http://127.0.0.1:9/data.gz.*TFPIPE_DATA_MIRROR.*<dataset>/data.gz"):
+    with pytest.raises(TfpipeError, match=r"http://127.0.0.1:9/data.gz.*TFPIPE_DATA_MIRROR") as error:
         fetch(unreachable, tmp_path / "data.gz", attempts=1, backoff_s=0)
+    assert "<" not in str(error.value)  # no placeholder left for the user to decode
+    hint = r"put the file at \$TFPIPE_DATA_MIRROR/tiny/data.gz$"
+    with pytest.raises(TfpipeError, match=hint) as error:
+        fetch(unreachable, tmp_path / "data.gz", attempts=2, backoff_s=0,
+              mirror_path="$TFPIPE_DATA_MIRROR/tiny/data.gz")
+    assert "set TFPIPE_DATA_MIRROR" in str(error.value) and "(2 attempts)" in str(error.value)
+    hint = r"Without internet, put the file at /srv/mirror/tiny/data.gz$"
+    with pytest.raises(TfpipeError, match=hint):
+        fetch(unreachable, tmp_path / "data.gz", attempts=1, backoff_s=0,
+              mirror_path="/srv/mirror/tiny/data.gz")
 
 
 def test_second_url_is_tried_when_the_first_fails(server, tmp_path):

@@ -13,6 +13,7 @@ from tests.conftest import (
     stages_written_since,
     write_tiny_full_config,
 )
+from tests.plugin_fixtures import install_fake_distribution
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,11 @@ def test_text_run_trains_evaluates_generates_and_reports(workspace, corpus):
         assert len(manifests(workspace, stage)) == 1, stage
 
     download = json.loads(manifests(workspace, "download")[0].read_text())["record"]
-    assert download["bytes"] == corpus.stat().st_size and len(download["sha256"]) == 64
+    assert download["dataset"] == "text_file" and download["bytes"] == corpus.stat().st_size
+    read = download["files"]["text"]
+    assert read["path"] == str(corpus) and read["in_place"]  # read in place, not copied
+    assert len(read["sha256"]) == 64
+    assert manifests(workspace, "download")[0].parent.name.startswith("tiny-")
     data = manifests(workspace, "preprocess")[0].parent
     vocab = json.loads((data / "vocab.json").read_text())
     text = corpus.read_text().lower()
@@ -115,6 +120,10 @@ def test_bad_inputs_fail_clearly_and_leave_nothing_complete(workspace, tmp_path,
     missing = run_luigi(["TextRun", "--corpus", str(tmp_path / "nope.txt"), *TINY_TEXT], workspace)
     assert missing.returncode != 0 and "nope.txt' not found" in missing.output
 
+    unknown = run_luigi(["TextRun", "--corpus", "tolstoy", *TINY_TEXT], workspace)
+    assert unknown.returncode != 0 and "no dataset named 'tolstoy' is installed" in unknown.output
+    assert "nietzsche, text_file" in unknown.output  # the text corpora there are
+
 
 def test_full_run_reports_the_image_and_the_text_path(workspace, tmp_path):
     config = write_tiny_full_config(tmp_path)
@@ -130,3 +139,53 @@ def test_full_run_reports_the_image_and_the_text_path(workspace, tmp_path):
     metas = [json.loads(p.read_text())["record"] for p in data]
     assert {"lowercase": False} in [{"lowercase": m.get("lowercase")} for m in metas if "vocab_size" in m]
     assert "| lstm on words |" in run.output and "| mlp on tiny |" in run.output
+
+
+MINE_PLUGIN = '''
+"""A third-party text corpus: every .txt file of its folder, in name order, one text."""
+from pathlib import Path
+
+from plugins.datasets.api import DataError, TextCorpus
+
+KIND = "text_corpus"
+DEFAULTS = {"separator": "\\n"}
+
+
+def locate(folder, options):
+    parts = sorted(Path(folder).glob("*.txt"))
+    return {f"part{i}": path for i, path in enumerate(parts)} or None
+
+
+def open_dataset(files, options):
+    texts = [files[role].read_text("utf-8") for role in sorted(files)]
+    if not all(texts):
+        raise DataError(f"{sorted(files.values())}: an empty part")
+    return TextCorpus(options["separator"].join(texts), str(Path(files["part0"]).parent))
+'''
+
+
+def test_a_third_party_text_dataset_plugin_runs_by_name(workspace, tmp_path):
+    site = install_fake_distribution(
+        tmp_path / "site", "tfpipe-minecorpus", "2.0.1",
+        {"minecorpus/__init__.py": "", "minecorpus/corpus.py": MINE_PLUGIN},
+        {"tfpipe.datasets": {"mine": "minecorpus.corpus"}})
+    mirror = tmp_path / "mirror"
+    parts = [make_corpus(mirror / "mine" / f"{name}.txt", chars=1500, seed=seed)
+             for seed, name in enumerate(("a", "b"))]
+    run = run_luigi(["TextRun", "--corpus", "mine", "--corpus-options", '{"separator": "\\n\\n"}',
+                     "--model", "lstm", *TINY_TEXT], workspace, mirror,
+                    extra_path=[site])
+    assert run.returncode == 0, run
+
+    manifest = json.loads(manifests(workspace, "download")[0].read_text())
+    assert manifest["components"]["plugin"]["distribution"] == "tfpipe-minecorpus"
+    assert "minecorpus.corpus" in manifest["components"]["code"]
+    assert manifest["record"]["options"] == {"separator": "\n\n"}
+    assert sorted(manifest["record"]["files"]) == ["part0", "part1"]
+    text = "\n\n".join(part.read_text() for part in parts).lower()  # lowercase: the default
+    data = manifests(workspace, "preprocess")[0].parent
+    assert json.loads((data / "vocab.json").read_text()) == sorted(set(text))
+    meta = json.loads((data / "meta.json").read_text())
+    assert meta["counts"]["train"] + meta["counts"]["heldout"] == len(text)
+    summary = json.loads((manifests(workspace, "runs")[0].parent / "summary.json").read_text())
+    assert summary["runs"][0]["name"] == "lstm on mine"

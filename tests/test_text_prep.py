@@ -2,16 +2,18 @@
 import numpy as np
 import pytest
 
+from plugins.datasets.api import DataError
+from plugins.datasets.text import decode_corpus
 from plugins.errors import TfpipeError
-from tasks.text.data import corpus_candidates, corpus_label
+from tasks.text.download import corpus_choice, corpus_label
 from tasks.text.prep import (
     build_vocab,
     check_temperatures,
     check_vocab,
     check_window,
     decode,
-    decode_corpus,
     encode,
+    id_dtype,
     normalise,
     seed_passage,
     split_holdout,
@@ -30,7 +32,7 @@ def test_decode_corpus_accepts_utf8_and_drops_a_bom():
     ("caf\u00e9".encode("latin-1"), "not UTF-8 text (invalid byte at offset 3)"),
 ])
 def test_decode_corpus_rejects_bad_input_by_name(data, message):
-    with pytest.raises(TfpipeError, match=r"^mine\.txt: ") as error:
+    with pytest.raises(DataError, match=r"^mine\.txt: ") as error:
         decode_corpus(data, "mine.txt")
     assert message in str(error.value)
 
@@ -46,6 +48,9 @@ def test_vocab_encode_decode_round_trip():
     assert vocab == sorted(set(text)) and len(vocab) == 11
     ids = encode(text, vocab)
     assert ids.dtype == np.int32 and decode(ids, vocab) == text
+    compact = ids.astype(id_dtype(len(vocab)))  # what preprocessing stores
+    assert compact.dtype == np.uint16 and decode(compact, vocab) == text
+    assert id_dtype(65535) == "uint16" and id_dtype(70000) == "int32"
     with pytest.raises(TfpipeError, match="'z' is not in the vocabulary"):
         encode("z", vocab)
 
@@ -101,10 +106,22 @@ def test_heldout_streams_cover_the_text_contiguously():
     assert x.shape == (4, 25) and (y == x + 1).all() and x[1, 0] == 25
 
 
-def test_corpus_names():
-    assert corpus_label("nietzsche") == "nietzsche"
-    assert corpus_label("https://example.org/books/war and peace.txt") == "war_and_peace"
-    assert corpus_candidates("https://example.org/a.txt", "/m") == []
-    assert corpus_candidates("/data/mine.txt", "/m") == [__import__("pathlib").Path("/data/mine.txt")]
-    assert [str(p) for p in corpus_candidates("nietzsche", "/m")][:2] == [
-        "/m/nietzsche/nietzsche.txt", "/m/nietzsche.txt"]
+def test_corpus_labels():
+    assert corpus_label("nietzsche", {}) == "nietzsche"
+    assert corpus_label("text_file", {"path": "~/books/mine.txt"}) == "mine"
+    for url in ("https://example.org/books/war and peace.txt",
+                "https://example.org/b/war%20and%20peace.txt?x=1"):
+        assert corpus_label("text_file", {"path": url}) == "war_and_peace"
+    assert corpus_label("text_file", {"path": "https://example.org/"}) == "corpus"
+    assert corpus_label("mine", {"path": "elsewhere.txt"}) == "mine"  # another plugin: its name
+
+
+def test_corpus_choice_maps_paths_and_urls_to_text_file(tmp_path, monkeypatch):
+    assert corpus_choice("nietzsche") == ("nietzsche", {})
+    assert corpus_choice("~/books/mine.txt") == ("text_file", {"path": "~/books/mine.txt"})
+    url = "https://example.org/a.txt"
+    assert corpus_choice(url) == ("text_file", {"path": url})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README").write_text("text")
+    assert corpus_choice("README") == ("text_file", {"path": "README"})  # an existing file
+    assert corpus_choice("unknown_corpus") == ("unknown_corpus", {})  # for the registry to refuse

@@ -13,6 +13,9 @@ A dataset plugin is a module with:
 ``REMOTE``
     Optional: the :class:`RemoteFile` s to download when no local copy is
     found, each pinned by sha256 and size. Without it the dataset is local only.
+``remote(options) -> tuple[RemoteFile, ...]``
+    Optional: remote files that depend on the options (a user's URL), used
+    instead of ``REMOTE``.
 ``LOCAL_COPIES``
     Optional: folders a distribution package may have installed the data in,
     looked at after ``<mirror>/<name>/``.
@@ -31,8 +34,9 @@ TfpipeError) naming the file and what to do.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 from plugins.errors import TfpipeError
 

@@ -1,7 +1,8 @@
 """Pure functions of the text path: validate, normalise, encode and split a corpus.
 
 No Luigi and no TensorFlow here: the data tasks, the TensorFlow workers and
-the tests all use these.
+the tests all use these. Decoding a corpus file belongs to the dataset plugins
+(plugins.datasets.text.decode_corpus).
 """
 from __future__ import annotations
 
@@ -13,26 +14,15 @@ if TYPE_CHECKING:  # numpy is imported where it is used: the Luigi process check
 from plugins.errors import TfpipeError
 
 
-def decode_corpus(data: bytes, where: str) -> str:
-    """The corpus as text; an empty, binary or non-UTF-8 file is an error naming it."""
-    if not data.strip():
-        raise TfpipeError(f"{where}: the corpus is empty; give a UTF-8 text file with some text in it")
-    if b"\x00" in data:
-        offset = data.index(b"\x00")
-        raise TfpipeError(f"{where}: looks binary (a NUL byte at offset {offset}), not text; "
-                          "give a UTF-8 text file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TfpipeError(f"{where}: not UTF-8 text (invalid byte at offset {exc.start}); "
-                          "convert it, e.g. iconv -f latin1 -t utf-8") from exc
-    return text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
-
-
 def normalise(text: str, lowercase: bool) -> str:
     """Line ends as LF; lower-cased if asked (a smaller vocabulary learns faster)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text.lower() if lowercase else text
+
+
+def id_dtype(vocab_size: int) -> str:
+    """The smallest integer type that holds every id: uint16 below 65536 characters."""
+    return "uint16" if vocab_size < 1 << 16 else "int32"
 
 
 def build_vocab(text: str) -> list[str]:
@@ -59,7 +49,7 @@ def split_holdout(ids: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndar
     """(training ids, held-out ids): the last `fraction` of the text is held out."""
     if not 0 < fraction < 1:
         raise TfpipeError(f"holdout={fraction} must be between 0 and 1 (e.g. 0.05: the last 5%)")
-    held = max(2, int(round(len(ids) * fraction)))
+    held = max(2, round(len(ids) * fraction))
     if len(ids) - held < 2:
         raise TfpipeError(f"the corpus has only {len(ids)} characters: too short to hold out "
                           f"{fraction:.0%} for evaluation; give a longer text")

@@ -10,8 +10,9 @@ from luigi.util import requires
 
 from tasks import atomic
 from tasks.model_task import TrainingTask
-from tasks.text.data import PreprocessText, corpus_label
+from tasks.text.download import corpus_label
 from tasks.text.prep import check_window
+from tasks.text.preprocess import PreprocessText
 
 
 @requires(PreprocessText)
@@ -22,17 +23,17 @@ class TrainTextModel(TrainingTask):
 
     stage = "train"
 
-    model_params = luigi.DictParameter(default={}, description="overrides of the plugin's hyper-parameters")
-    window = luigi.IntParameter(default=100, description="characters per training sequence")
-    steps = luigi.IntParameter(default=3500)
-    batch_size = luigi.IntParameter(default=64)
-    learning_rate = luigi.FloatParameter(default=4e-3)
-    seed = luigi.IntParameter(default=1)
+    model_params = luigi.DictParameter(description="overrides of the plugin's hyper-parameters")
+    window = luigi.IntParameter(description="characters per training sequence")
+    steps = luigi.IntParameter(description="optimizer steps (batches)")
+    batch_size = luigi.IntParameter(description="windows per batch")
+    learning_rate = luigi.FloatParameter(description="Adam learning rate")
+    seed = luigi.IntParameter(description="seed of the initial weights and the batch order")
     checkpoint_every = luigi.IntParameter(default=250, significant=False)
     deterministic = luigi.BoolParameter(default=False, significant=False)
 
     def run_name(self) -> str:
-        return f"{corpus_label(self.corpus)}-{self.model}"
+        return f"{corpus_label(self.corpus, self.corpus_options)}-{self.model}"
 
     def produce(self, folder: Path) -> dict[str, Any]:
         data = self.requires().folder()
@@ -76,7 +77,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     data_dir, out = Path(request["data_dir"]), Path(request["out_dir"])
     meta = json.loads((data_dir / "meta.json").read_text("utf-8"))
     vocab = json.loads((data_dir / "vocab.json").read_text("utf-8"))
-    ids = np.load(data_dir / "train_ids.npy")
+    ids = np.load(data_dir / "train_ids.npy").astype(np.int32)  # stored compactly (uint16)
     window, batch_size, total_steps = request["window"], request["batch_size"], request["steps"]
     starts_count = check_window(len(ids), window, batch_size)
     text = tf.constant(ids)  # the whole text lives in memory; the step gathers its windows
