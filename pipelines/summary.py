@@ -39,7 +39,7 @@ def text_summary(evaluate: EvaluateTextModel, generate: GenerateText) -> dict[st
     samples = json.loads((generate.folder() / "samples.json").read_text("utf-8"))
     return {
         "path": "text",
-        "name": f"{evaluate.model} on {corpus_label(evaluate.corpus)}",
+        "name": f"{evaluate.model} on {corpus_label(evaluate.corpus, evaluate.corpus_options)}",
         "metrics": {"bits_per_char": metrics["bits_per_char"], "perplexity": metrics["perplexity"],
                     "accuracy": metrics["accuracy"]},
         "steps": trained["final_step"],

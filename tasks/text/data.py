@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from luigi.util import requires
 from plugins.datasets.api import RemoteFile
 from plugins.errors import TfpipeError
 from tasks import atomic
-from tasks.base import PipelineTask
+from tasks.base import PipelineTask, RequiredBoolParameter
 from tasks.content import cached_sha256
 from tasks.download import fetch, sha256_of
 
@@ -30,9 +31,16 @@ def is_url(corpus: str) -> bool:
     return corpus.startswith(("http://", "https://"))
 
 
-def corpus_label(corpus: str) -> str:
+def corpus_source(corpus: str, options: Mapping[str, Any] | None = None) -> str:
+    """What to read: the text_file plugin's `path` option, else the corpus name itself."""
+    if corpus == "text_file" and options and options.get("path"):
+        return str(options["path"])
+    return corpus
+
+
+def corpus_label(corpus: str, options: Mapping[str, Any] | None = None) -> str:
     """A short readable name of a corpus (built-in name, file stem or URL stem)."""
-    stem = corpus.rstrip("/").rsplit("/", 1)[-1]
+    stem = corpus_source(corpus, options).rstrip("/").rsplit("/", 1)[-1]
     stem = stem.rsplit(".", 1)[0] if "." in stem else stem
     return re.sub(r"[^A-Za-z0-9_-]+", "_", stem) or "corpus"
 
@@ -58,15 +66,19 @@ class DownloadCorpus(PipelineTask):
     """
 
     stage = "download"
-    corpus = luigi.Parameter(description="nietzsche, a path to a UTF-8 text file, or an http(s) URL")
+    corpus = luigi.Parameter(description="a text_corpus dataset plugin, e.g. nietzsche or text_file")
+    corpus_options = luigi.DictParameter(description="options of the dataset plugin (text_file: path)")
     mirror = luigi.OptionalParameter(default=None, significant=False,
                                      description="folder with one sub-folder per dataset")
 
     def run_name(self) -> str:
-        return corpus_label(self.corpus)
+        return corpus_label(self.corpus, self.corpus_options)
+
+    def source(self) -> str:
+        return corpus_source(self.corpus, self.corpus_options)
 
     def local_file(self) -> Path | None:
-        return next((path for path in corpus_candidates(self.corpus, self.mirror) if path.is_file()), None)
+        return next((path for path in corpus_candidates(self.source(), self.mirror) if path.is_file()), None)
 
     def fingerprint_components(self) -> dict[str, Any]:
         components = super().fingerprint_components()
@@ -74,15 +86,15 @@ class DownloadCorpus(PipelineTask):
         if local:
             cache = Path(self.workspace) / ".cache" / "file-hashes.json"
             components["source"] = cached_sha256(local, cache)
-        elif is_url(self.corpus):
-            components["source"] = self.corpus
-        elif self.corpus in TEXT_CORPORA:
-            remote = TEXT_CORPORA[self.corpus]
+        elif is_url(self.source()):
+            components["source"] = self.source()
+        elif self.source() in TEXT_CORPORA:
+            remote = TEXT_CORPORA[self.source()]
             components["source"] = {"urls": list(remote.urls), "size": remote.size}
         else:
-            tried = ", ".join(str(p) for p in corpus_candidates(self.corpus, self.mirror)) or "no mirror set"
+            tried = ", ".join(str(p) for p in corpus_candidates(self.source(), self.mirror)) or "no mirror set"
             raise TfpipeError(
-                f"corpus {self.corpus!r} not found (looked in: {tried}). Give a built-in corpus "
+                f"corpus {self.source()!r} not found (looked in: {tried}). Give a built-in corpus "
                 f"({', '.join(sorted(TEXT_CORPORA))}), the path of a UTF-8 text file, an http(s) URL, "
                 f"or put <name>.txt in <mirror>/<name>/ and set TFPIPE_DATA_MIRROR or data.mirror")
         return components
@@ -93,12 +105,12 @@ class DownloadCorpus(PipelineTask):
         if local:
             data, source = local.read_bytes(), str(local)
         else:
-            remote = TEXT_CORPORA.get(self.corpus) or RemoteFile(corpus_label(self.corpus) + ".txt",
-                                                                 (self.corpus,), None, None)
+            remote = TEXT_CORPORA.get(self.source()) or RemoteFile(
+                corpus_label(self.source()) + ".txt", (self.source(),), None, None)
             source = fetch(remote, folder / ".download.txt")
             data = (folder / ".download.txt").read_bytes()
             (folder / ".download.txt").unlink()
-        expected = TEXT_CORPORA[self.corpus].size if self.corpus in TEXT_CORPORA else None
+        expected = TEXT_CORPORA[self.source()].size if self.source() in TEXT_CORPORA else None
         if expected is not None and len(data) != expected:
             raise TfpipeError(f"{source}: {len(data)} bytes, expected {expected} for the {self.corpus} "
                               "corpus; the copy is truncated or a different file. Replace it and rerun")
@@ -106,7 +118,7 @@ class DownloadCorpus(PipelineTask):
 
         text = decode_corpus(data, source)
         atomic.write_bytes(target, data)
-        logger.info("%s: %d characters from %s", self.corpus, len(text), source)
+        logger.info("%s: %d characters from %s", self.source(), len(text), source)
         return {"source": source, "bytes": len(data), "characters": len(text), "sha256": sha256_of(target)}
 
 
@@ -116,12 +128,11 @@ class PreprocessText(PipelineTask):
     last `holdout` of the text held out), vocab.json (id -> character) and meta.json."""
 
     stage = "preprocess"
-    lowercase = luigi.BoolParameter(default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING,
-                                    description="lower-case the text first")
-    holdout = luigi.FloatParameter(default=0.05, description="fraction at the end held out for evaluation")
+    lowercase = RequiredBoolParameter(description="lower-case the text first")
+    holdout = luigi.FloatParameter(description="fraction at the end held out for evaluation")
 
     def run_name(self) -> str:
-        return corpus_label(self.corpus)
+        return corpus_label(self.corpus, self.corpus_options)
 
     def produce(self, folder: Path) -> dict[str, Any]:
         import numpy as np  # stays out of a no-op rerun
@@ -136,6 +147,6 @@ class PreprocessText(PipelineTask):
         atomic.save_npy(folder / "heldout_ids.npy", heldout.astype(np.int32))
         atomic.write_json(folder / "vocab.json", vocab)
         meta = {"vocab_size": len(vocab), "lowercase": self.lowercase, "holdout": self.holdout,
-                "counts": {"train": int(len(train)), "heldout": int(len(heldout))}}
+                "counts": {"train": len(train), "heldout": len(heldout)}}
         atomic.write_json(folder / "meta.json", meta)
         return meta

@@ -20,10 +20,10 @@ class EvaluateTextModel(EvaluationTask):
 
 
     def run_name(self) -> str:
-        return f"{corpus_label(self.corpus)}-{self.model}"
+        return f"{corpus_label(self.corpus, self.corpus_options)}-{self.model}"
 
     def title(self) -> str:
-        return f"{self.model} on {corpus_label(self.corpus)}"
+        return f"{self.model} on {corpus_label(self.corpus, self.corpus_options)}"
 
 
 # ----- the stage's own process: python -m tasks.text.evaluate REQUEST.json -----

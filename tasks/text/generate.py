@@ -21,8 +21,6 @@ from tasks.text.data import corpus_label
 from tasks.text.prep import check_temperatures
 from tasks.text.train import TrainTextModel
 
-DEFAULT_TEMPERATURES = (0.2, 0.5, 1.0, 1.2)
-
 
 @requires(TrainTextModel)
 class GenerateText(PipelineTask):
@@ -31,13 +29,13 @@ class GenerateText(PipelineTask):
 
     stage = "generate"
 
-    temperatures = luigi.ListParameter(default=DEFAULT_TEMPERATURES, description="e.g. '[0.5, 1.0]'")
-    length = luigi.IntParameter(default=400, description="characters generated per temperature")
-    sample_seed = luigi.IntParameter(default=0, description="seed of the seed passage and the sampling")
-    seed_length = luigi.IntParameter(default=80, description="characters of the seed passage")
+    temperatures = luigi.ListParameter(description="e.g. '[0.5, 1.0]'")
+    length = luigi.IntParameter(description="characters generated per temperature")
+    sample_seed = luigi.IntParameter(description="seed of the seed passage and the sampling")
+    seed_length = luigi.IntParameter(description="characters of the seed passage")
 
     def run_name(self) -> str:
-        return f"{corpus_label(self.corpus)}-{self.model}"
+        return f"{corpus_label(self.corpus, self.corpus_options)}-{self.model}"
 
     def produce(self, folder: Path) -> dict[str, Any]:
         if self.length < 1 or self.seed_length < 1:

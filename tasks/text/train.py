@@ -22,17 +22,17 @@ class TrainTextModel(TrainingTask):
 
     stage = "train"
 
-    model_params = luigi.DictParameter(default={}, description="overrides of the plugin's hyper-parameters")
-    window = luigi.IntParameter(default=100, description="characters per training sequence")
-    steps = luigi.IntParameter(default=3500)
-    batch_size = luigi.IntParameter(default=64)
-    learning_rate = luigi.FloatParameter(default=4e-3)
-    seed = luigi.IntParameter(default=1)
-    checkpoint_every = luigi.IntParameter(default=250, significant=False)
+    model_params = luigi.DictParameter(description="overrides of the plugin's hyper-parameters")
+    window = luigi.IntParameter(description="characters per training sequence")
+    steps = luigi.IntParameter()
+    batch_size = luigi.IntParameter()
+    learning_rate = luigi.FloatParameter()
+    seed = luigi.IntParameter()
+    checkpoint_every = luigi.IntParameter(significant=False)
     deterministic = luigi.BoolParameter(default=False, significant=False)
 
     def run_name(self) -> str:
-        return f"{corpus_label(self.corpus)}-{self.model}"
+        return f"{corpus_label(self.corpus, self.corpus_options)}-{self.model}"
 
     def produce(self, folder: Path) -> dict[str, Any]:
         data = self.requires().folder()
