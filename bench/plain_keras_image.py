@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--validation-size", type=int, default=5000)
+    parser.add_argument("--validation-fraction", type=float, default=0.1)
     args = parser.parse_args()
 
     import keras
@@ -37,7 +37,8 @@ def main() -> None:
     y = load(args.data, "train-labels-idx1-ubyte.gz", 8).astype("int32")
     x_test = load(args.data, "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1).astype("float32") / 255
     y_test = load(args.data, "t10k-labels-idx1-ubyte.gz", 8).astype("int32")
-    x, y = x[args.validation_size:], y[args.validation_size:]  # same amount of training data as tfpipe
+    held = max(1, round(args.validation_fraction * len(x)))
+    x, y = x[held:], y[held:]  # same amount of training data as tfpipe
 
     if args.model == "mlp":
         body = [layers.Flatten(), layers.Dense(100, activation="relu")]

@@ -1,10 +1,12 @@
-"""`python -m pipelines COMMAND`: helpers beside the Luigi command line.
+"""`tfpipe COMMAND` (or `python -m pipelines COMMAND`): helpers beside the Luigi command line.
 
+  run TASK [params]           luigi with exit codes and a one-line reason, for timers/monitoring
+  explain TASK [params]       what a run would do, and why, without running it
+  defaults                    every setting with its default, as a commented YAML config
   plugins                     installed plugins with distribution and version
   explain TASK [params]       what a run would do, and why, without running it
   prune --keep N | --older-than DATE   remove old results, say what was freed
   scheduler                   start luigid on 127.0.0.1 with its state and log in a folder
-  run TASK [params]           luigi with exit codes and a one-line reason, for timers/monitoring
   scheduled [--date D]        ScheduledRun for today (or a date / --hour)
 """
 from __future__ import annotations
@@ -78,28 +80,50 @@ def start_scheduler(args: argparse.Namespace) -> int:
     return 0  # not reached: luigid replaced this process
 
 
-def run_task(args: argparse.Namespace) -> int:
+def _run_and_show_report(luigi_args: list[str]) -> int:
+    """Run luigi; on success end with the path of the run's report (the line a user wants)."""
     from pipelines import launch
 
-    return launch.run(args.luigi_args)
+    code = launch.run(luigi_args)
+    report = launch.report_path(luigi_args) if code == 0 else None
+    if report is not None:
+        sys.stderr.flush()
+        print(f"report: {report}", flush=True)
+    return code
+
+
+def run_task(args: argparse.Namespace) -> int:
+    return _run_and_show_report(args.luigi_args)
 
 
 def run_scheduled(args: argparse.Namespace) -> int:
-    from pipelines import launch
-
     slot = ["ScheduledHourlyRun", "--date-hour", args.hour] if args.hour else ["ScheduledRun"]
     if args.date:
         slot += ["--date", args.date]
-    return launch.run([*slot, *args.luigi_args])
+    return _run_and_show_report([*slot, *args.luigi_args])
+
+
+def print_defaults(_: argparse.Namespace) -> int:
+    from pipelines.config import render_defaults
+
+    print(render_defaults(), end="")
+    return 0
+
+
+def prog_name() -> str:
+    """How the user called us: `tfpipe` (console script) or `python -m pipelines`."""
+    return "python -m pipelines" if Path(sys.argv[0]).name == "__main__.py" else "tfpipe"
 
 
 def main(argv: list[str] | None = None) -> int:
     from pipelines import server
 
-    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__,
+    parser = argparse.ArgumentParser(prog=prog_name(), description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("plugins", help="list installed plugins").set_defaults(func=list_plugins)
+    commands.add_parser("defaults", help="print every setting with its default and meaning, as "
+                                         "YAML (a valid --config file)").set_defaults(func=print_defaults)
     explain = commands.add_parser("explain", help="what a run would do and why (runs nothing)")
     explain.add_argument("task", help="a run task, e.g. FullRun or ImageRun")
     explain.add_argument("params", nargs=argparse.REMAINDER, help="its Luigi parameters, e.g. --model cnn")

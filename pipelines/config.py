@@ -1,97 +1,88 @@
-"""Load, validate and merge YAML configuration (the only place tfpipe reads YAML).
+"""Load, validate and merge configuration layers (the only place tfpipe reads YAML).
 
-Layers, later wins: ``pipelines/configs/defaults.yaml``, the user's
-``--config FILE``, then command-line parameters. Every value is checked
-against SCHEMA; errors name the file and line.
+Layers, later wins: the defaults declared in pipelines/settings.py, the user's
+``--config FILE``, then command-line parameters. Every value is checked against
+its declaration; errors name the file and line (or the command-line flag).
+Every value remembers where it was set, for error messages and ``explain``.
 """
 from __future__ import annotations
 
 import copy
 import os
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from plugins.errors import TfpipeError
+from pipelines import settings
+from pipelines.settings import ConfigError
 
-DEFAULTS_FILE = Path(__file__).parent / "configs" / "defaults.yaml"
+__all__ = ["Config", "ConfigError", "Origin", "apply_command_line", "apply_entry", "data_mirror",
+           "defaults", "device_policy", "load_file", "merge", "render_defaults", "resolve",
+           "workspace_root"]
 
 
-class ConfigError(TfpipeError):
-    pass
+@dataclass(frozen=True)
+class Origin:
+    """Where a value was set: "my.yaml:3", "command line --steps" or a declaration's file:line."""
 
+    where: str
+    default: bool = False
 
-# section -> key -> (type, must be positive). A type of dict means free-form mapping.
-SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
-    "data": {"mirror": ((str, type(None)), False)},
-    "image": {
-        "dataset": (str, False),
-        "model": (str, False),
-        "validation_size": (int, True),
-        "split_seed": (int, False),
-        "steps": (int, True),
-        "batch_size": (int, True),
-        "learning_rate": (float, True),
-        "lr_schedule": (str, False),
-        "checkpoint_every": (int, True),
-        "seed": (int, False),
-        "deterministic": (bool, False),
-    },
-    "text": {
-        "corpus": (str, False),
-        "model": (str, False),
-        "lowercase": (bool, False),
-        "holdout": (float, True),
-        "window": (int, True),
-        "steps": (int, True),
-        "batch_size": (int, True),
-        "learning_rate": (float, True),
-        "checkpoint_every": (int, True),
-        "seed": (int, False),
-        "deterministic": (bool, False),
-        "temperatures": ((list, tuple), False),  # each > 0: checked by the text run
-        "length": (int, True),
-        "sample_seed": (int, False),
-        "seed_length": (int, True),
-    },
-    # Device policy of training: a name or list of tfpipe.devices names, and their shared options.
-    "device": {"policy": ((str, list), False), "options": ((dict, type(None)), False)},
-    "models": {},  # model name -> {hyper-parameter: value}; checked by the plugin's DEFAULTS
-}
-# Keys whose value must be one of a few words.
-CHOICES = {"image.lr_schedule": ("constant", "cosine")}
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-               dict: "a mapping", list: "a list", tuple: "a list"}
+    def describe(self, path: str) -> str:
+        """'image.learning_rate (default) at pipelines/settings.py:42', 'text.steps at a.yaml:3'."""
+        return f"{path}{' (default)' if self.default else ''} at {self.where}"
+
+    def __str__(self) -> str:
+        return self.where
 
 
 @dataclass
 class Config:
     values: dict[str, dict[str, Any]]
-    # "section.key" -> "file:line" of the layer that set it, for error messages.
-    origins: dict[str, str] = field(default_factory=dict)
+    # "section.key" (free-form: "models.cnn" and "models.cnn.dropout") -> where it was set.
+    origins: dict[str, Origin] = field(default_factory=dict)
 
     def get(self, section: str, key: str) -> Any:
         return self.values.get(section, {}).get(key)
 
+    def entry(self, section: str, name: str) -> dict[str, Any]:
+        """A free-form entry (``models.<name>``, ``datasets.<name>``); {} when not set."""
+        return copy.deepcopy(dict(self.values.get(section, {}).get(name) or {}))
+
     def model_params(self, model: str) -> dict[str, Any]:
-        return dict(self.values.get("models", {}).get(model) or {})
+        return self.entry("models", model)
+
+    def origin(self, path: str) -> Origin | None:
+        return self.origins.get(path)
+
+    def where(self, path: str) -> str:
+        """file:line or flag of `path`, for error messages (the path itself if unknown)."""
+        origin = self.origins.get(path)
+        return origin.where if origin else path
+
+    def set_by(self, path: str) -> str | None:
+        origin = self.origins.get(path)
+        return origin.describe(path) if origin else None
 
 
-def _type_ok(value: Any, expected: type | tuple[type, ...]) -> bool:
-    expected = expected if isinstance(expected, tuple) else (expected,)
-    if isinstance(value, bool):
-        return bool in expected
-    if isinstance(value, int) and float in expected:
-        return True
-    return isinstance(value, expected)
+def defaults() -> Config:
+    """The defaults layer, built from the declarations in pipelines/settings.py."""
+    values = settings.default_values()
+    origins = {path: Origin(declared.declared_at, default=True)
+               for path, declared in settings.SETTINGS.items()}
+    for declared in settings.FREE_FORM.values():
+        for name, entry in declared.default.items():
+            origin = Origin(declared.declared_at, default=True)
+            origins[f"{declared.section}.{name}"] = origin
+            for key in entry:
+                origins[f"{declared.section}.{name}.{key}"] = origin
+    return Config(values, origins)
 
 
-def _describe(expected: type | tuple[type, ...]) -> str:
-    expected = expected if isinstance(expected, tuple) else (expected,)
-    return " or ".join("null" if t is type(None) else _TYPE_NAMES.get(t, t.__name__) for t in expected)
-
+# ----- files --------------------------------------------------------------------------------
 
 def _load_nodes(path: Path) -> yaml.Node | None:
     try:
@@ -108,84 +99,128 @@ def _load_nodes(path: Path) -> yaml.Node | None:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
 
 
-def load_file(path: Path) -> Config:
-    """Parse and validate one YAML file (keys, types, ranges), keeping line numbers."""
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _check_duplicates(node: yaml.Node, path: Path, label: str = "") -> None:
+    """A key given twice in one mapping is an error: YAML loaders silently keep the last one."""
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicates(item, path, label)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first: dict[Any, int] = {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        name = f"{label}.{key}" if label else str(key)
+        if key is not None and key in first:
+            what = f"section {key!r}" if not label else f"key {name}"
+            raise ConfigError(f"{path}:{_line(key_node)}: duplicate {what} (first at {path}:"
+                              f"{first[key]}); keep one of them")
+        if key is not None:
+            first[key] = _line(key_node)
+        _check_duplicates(value_node, path, name)
+
+
+def load_file(path: Path | str) -> Config:
+    """Parse and validate one YAML file (sections, keys, types, ranges), keeping line numbers."""
     path = Path(path)
     root = _load_nodes(path)
     if root is None:
         return Config({})
     if not isinstance(root, yaml.MappingNode):
-        raise ConfigError(f"{path}:{root.start_mark.line + 1}: the config must be a mapping of "
-                          f"sections ({', '.join(SCHEMA)})")
+        raise ConfigError(f"{path}:{_line(root)}: the config must be a mapping of sections "
+                          f"({', '.join(settings.SECTIONS)})")
+    _check_duplicates(root, path)
     constructor = yaml.SafeLoader("")
-    values: dict[str, dict[str, Any]] = {}
-    origins: dict[str, str] = {}
+    config = Config({})
     for key_node, section_node in root.value:
-        section, line = key_node.value, key_node.start_mark.line + 1
-        if section not in SCHEMA:
-            raise ConfigError(f"{path}:{line}: unknown section {section!r}; known sections: "
-                              f"{', '.join(SCHEMA)}")
+        section, where = key_node.value, f"{path}:{_line(key_node)}"
+        if section not in settings.SECTIONS:
+            raise ConfigError(f"{where}: unknown section {section!r}; known sections: "
+                              f"{', '.join(settings.SECTIONS)}")
         if section_node.tag == "tag:yaml.org,2002:null":
             continue
         if not isinstance(section_node, yaml.MappingNode):
-            raise ConfigError(f"{path}:{line}: section {section!r} must be a mapping of keys")
-        values[section] = {}
+            raise ConfigError(f"{where}: section {section!r} must be a mapping of keys")
+        target = config.values.setdefault(section, {})
         for item_key, item_node in section_node.value:
-            key, line = item_key.value, item_key.start_mark.line + 1
+            key, where = item_key.value, f"{path}:{_line(item_key)}"
             value = constructor.construct_object(item_node, deep=True)
-            where = f"{path}:{line}"
-            if section == "models":
-                if value is not None and not isinstance(value, dict):
-                    raise ConfigError(f"{where}: models.{key} must be a mapping of hyper-parameters")
-                values[section][key] = value or {}
+            if section in settings.FREE_FORM:
+                target[key] = _free_form_entry(section, key, value, item_node, path, config)
             else:
-                _check(section, key, value, where)
-                values[section][key] = value
-            origins[f"{section}.{key}"] = where
-    return Config(values, origins)
+                declared = settings.SETTINGS.get(f"{section}.{key}")
+                if declared is None:
+                    known = ", ".join(s.key for s in settings.of_section(section))
+                    raise ConfigError(f"{where}: unknown key {section}.{key}; known keys in "
+                                      f"{section}: {known}")
+                target[key] = declared.check(value, where)
+            config.origins[f"{section}.{key}"] = Origin(where)
+    return config
 
 
-def _check(section: str, key: str, value: Any, where: str) -> None:
-    known = SCHEMA[section]
-    if key not in known:
-        raise ConfigError(f"{where}: unknown key {section}.{key}; known keys in {section}: "
-                          f"{', '.join(known)}")
-    expected, positive = known[key]
-    if not _type_ok(value, expected):
-        raise ConfigError(f"{where}: {section}.{key} must be {_describe(expected)}, got {value!r}")
-    if positive and value <= 0:
-        raise ConfigError(f"{where}: {section}.{key} must be greater than 0, got {value!r}")
-    choices = CHOICES.get(f"{section}.{key}")
-    if choices and value not in choices:
-        raise ConfigError(f"{where}: {section}.{key} must be one of {', '.join(choices)}, got {value!r}")
+def _free_form_entry(section: str, name: str, value: Any, node: yaml.Node, path: Path,
+                     config: Config) -> dict[str, Any]:
+    where = f"{path}:{_line(node)}"
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {section}.{name} must be a mapping of options (one "
+                          f"'key: value' per line under it), got {value!r}")
+    for key_node, _ in node.value:  # each option remembers its own line
+        key, where = key_node.value, f"{path}:{_line(key_node)}"
+        settings.check_finite(value[key], f"{section}.{name}.{key}", where)
+        config.origins[f"{section}.{name}.{key}"] = Origin(where)
+    return value
 
+
+# ----- layers -------------------------------------------------------------------------------
 
 def merge(base: Config, override: Config) -> Config:
+    """`override` on top of `base`; free-form entries are merged option by option."""
     values = copy.deepcopy(base.values)
     for section, items in override.values.items():
         target = values.setdefault(section, {})
         for key, value in items.items():
-            if section == "models":
-                target[key] = {**(target.get(key) or {}), **value}
+            if section in settings.FREE_FORM:
+                target[key] = {**(target.get(key) or {}), **copy.deepcopy(value)}
             else:
-                target[key] = value
+                target[key] = copy.deepcopy(value)
     return Config(values, {**base.origins, **override.origins})
 
 
-def apply_overrides(config: Config, section: str, overrides: dict[str, Any]) -> Config:
-    """Command-line values (None = not given) on top of the files."""
-    layer = Config({section: {}})
-    for key, value in overrides.items():
+def apply_command_line(config: Config, given: dict[str, Any]) -> Config:
+    """Command-line values on top: `given` maps setting paths to values (None: not given)."""
+    layer = Config({})
+    for path, value in given.items():
         if value is None:
             continue
-        _check(section, key, value, f"command line --{key.replace('_', '-')}")
-        layer.values[section][key] = value
-        layer.origins[f"{section}.{key}"] = "command line"
+        declared = settings.get(path)
+        where = f"command line {declared.flag}"
+        layer.values.setdefault(declared.section, {})[declared.key] = declared.check(value, where)
+        layer.origins[path] = Origin(where)
+    return merge(config, layer)
+
+
+def apply_entry(config: Config, section: str, name: str, options: Any, flag: str) -> Config:
+    """Command-line options of one free-form entry (--model-params ...) over ``section.name``."""
+    if options is None:
+        return config
+    where = f"command line {flag}"
+    plain = settings.plain(options)
+    if not isinstance(plain, dict):
+        raise ConfigError(f"{where}: give a JSON mapping, e.g. '{{\"key\": 1}}', got {options!r}")
+    settings.check_finite(plain, f"{section}.{name}", where)
+    layer = Config({section: {name: plain}},
+                   {f"{section}.{name}.{key}": Origin(where) for key in plain})
     return merge(config, layer)
 
 
 def resolve(user_file: str | None) -> Config:
-    config = load_file(DEFAULTS_FILE)
+    """Defaults with the user's file on top."""
+    config = defaults()
     if user_file:
         config = merge(config, load_file(Path(user_file)))
     return config
@@ -203,7 +238,7 @@ def device_policy(config: Config, policy: str | None = None,
     base = dict(section.get("options") or {})
     if policy is not None:
         names, base = normalise(policy), {}
-    return names, {**base, **dict(options or {})}
+    return names, {**base, **settings.plain(dict(options or {}))}
 
 
 def data_mirror(config: Config) -> str | None:
@@ -213,3 +248,35 @@ def data_mirror(config: Config) -> str | None:
 
 def workspace_root() -> str:
     return os.environ.get("TFPIPE_WORKSPACE") or "workspace"
+
+
+# ----- `tfpipe defaults` --------------------------------------------------------------------
+
+def _inline(value: Any) -> str:
+    """A value as one line of YAML (flow style)."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    return text.removesuffix("...").strip()
+
+
+def render_defaults() -> str:
+    """Every setting with its default as commented YAML: a valid config file."""
+    lines = ["# tfpipe settings with their defaults (generated from pipelines/settings.py).",
+             "# Copy what you change into your own file and pass it with --config FILE;",
+             "# unknown keys, wrong types and out-of-range values are errors with file:line.",
+             "# Each setting is also a run-task parameter (shown after 'command line')."]
+    for section, help_text in settings.SECTIONS.items():
+        lines += ["", *textwrap.wrap(help_text, 98, initial_indent="# ", subsequent_indent="# "),
+                  f"{section}:"]
+        if section in settings.FREE_FORM:
+            entries = settings.FREE_FORM[section].default
+            if not entries:
+                lines[-1] += " {}"
+            for name, entry in entries.items():
+                lines.append(f"  {name}:" + ("" if entry else " {}"))
+                lines += [f"    {key}: {_inline(value)}" for key, value in entry.items()]
+            continue
+        for declared in settings.of_section(section):
+            comment = f"{declared.help} ({declared.describe()}; command line {declared.flag})"
+            lines += textwrap.wrap(comment, 96, initial_indent="  # ", subsequent_indent="  #   ")
+            lines.append(f"  {declared.key}: {_inline(declared.default)}")
+    return "\n".join(lines) + "\n"

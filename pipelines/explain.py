@@ -1,17 +1,20 @@
-"""Say, before running, what a run would do and why: `python -m pipelines explain FullRun ...`.
+"""Say, before running, what a run would do and why: ``tfpipe explain FullRun ...``.
 
 For every task in the graph: complete, will run, or will resume from a
-checkpoint; for those that will run, what differs from the last completed run
-of the same task (same stage and name): a parameter (and the config key that
-set it), a source file, the plugin, the data, or an upstream task. Runs
-nothing and imports no TensorFlow.
+checkpoint; for those that will run, what differs from the completed run of
+the same task (same stage, name and family) that is closest to it (fewest
+differing components; the newest among equals): a parameter (and the config
+key that set it), a source file, the plugin, the data, or an upstream task.
+Runs nothing and imports no TensorFlow.
 """
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import luigi
 from luigi.cmdline_parser import CmdlineParser
@@ -19,6 +22,10 @@ from luigi.task import flatten
 
 from tasks.base import MANIFEST, PipelineTask, read_manifest
 from tasks.fingerprint import locate_module
+
+OriginOf = Callable[[str], "str | None"]
+_KNOWN = ("params", "code", "plugin", "tensorflow", "source", "upstream")
+_ABSENT = object()
 
 
 @dataclass
@@ -29,6 +36,17 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Change:
+    """One differing component: kind is params, code, plugin, tensorflow, source, upstream or
+    another manifest key; key names what differs inside it."""
+
+    kind: str
+    key: str
+    old: Any
+    new: Any
+
+
 def explain_command_line(argv: list[str]) -> list[Verdict]:
     """Verdicts for the task `luigi --module pipelines ARGV` would run."""
     # Parameters of upstream tasks may come from the command line too, so the
@@ -37,19 +55,118 @@ def explain_command_line(argv: list[str]) -> list[Verdict]:
         return list(explain(parser.get_task_obj()))
 
 
-def last_completed(task: PipelineTask) -> dict[str, Any] | None:
-    """Newest manifest of an earlier run of the same task (same stage, name and family)."""
+def flatten_dict(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{"model_params": {"units": 8}} -> {"model_params.units": 8}; other values stay whole."""
+    if isinstance(value, dict) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(flatten_dict(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value} if prefix else {}
+
+
+def show(value: Any) -> str:
+    """A value as a user writes it: 0.001, cosine, [0.5, 1.0], null; (unset) when absent."""
+    if value is _ABSENT:
+        return "(unset)"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def format_change(key: str, old: Any, new: Any) -> str:
+    return f"{key}: {show(old)} -> {show(new)}"
+
+
+def changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
+    """Every differing component of two fingerprints' components (manifests store them)."""
+    found: list[Change] = []
+    old_params = flatten_dict(old.get("params", {}))
+    new_params = flatten_dict(new.get("params", {}))
+    for key in sorted(set(old_params) | set(new_params)):
+        before, after = old_params.get(key, _ABSENT), new_params.get(key, _ABSENT)
+        if before != after:
+            found.append(Change("params", key, before, after))
+    old_code, new_code = old.get("code", {}), new.get("code", {})
+    for module in sorted(set(old_code) | set(new_code)):
+        if old_code.get(module) != new_code.get(module):
+            found.append(Change("code", module, old_code.get(module), new_code.get(module)))
+    for kind in ("plugin", "tensorflow", "source"):
+        if old.get(kind) != new.get(kind):
+            found.append(Change(kind, kind, old.get(kind), new.get(kind)))
+    old_up, new_up = old.get("upstream", {}), new.get("upstream", {})
+    for name in sorted(set(old_up) | set(new_up)):
+        if old_up.get(name) != new_up.get(name):
+            found.append(Change("upstream", name, old_up.get(name), new_up.get(name)))
+    for key in sorted(set(old) | set(new)):
+        if key not in _KNOWN and old.get(key) != new.get(key):
+            found.append(Change(key, key, old.get(key), new.get(key)))
+    return found
+
+
+def _module_file(module: str) -> str:
+    path = locate_module(module)
+    return f"{module} ({path})" if path else module
+
+
+def _describe(change: Change, origin_of: OriginOf) -> str:
+    if change.kind == "params":
+        origin = origin_of(change.key)
+        where = f" (set by {origin})" if origin else ""
+        return f"parameter {format_change(change.key, change.old, change.new)}{where}"
+    if change.kind == "code":
+        if change.old is None:
+            return f"code: now also runs {_module_file(change.key)}"
+        if change.new is None:
+            return f"code: no longer runs {change.key}"
+        return f"source changed: {_module_file(change.key)}"
+    if change.kind == "upstream":
+        return f"upstream changed: {change.key}"
+    if change.kind == "source":
+        old = change.old if isinstance(change.old, dict) else {"": change.old}
+        new = change.new if isinstance(change.new, dict) else {"": change.new}
+        differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return f"data changed: {', '.join(k or 'source' for k in differing)}"
+    label = {"plugin": "plugin", "tensorflow": "TensorFlow version"}.get(change.kind, change.kind)
+    old = flatten_dict(change.old) or {"": change.old}
+    new = flatten_dict(change.new) or {"": change.new}
+    parts = [format_change(k, old.get(k, _ABSENT), new.get(k, _ABSENT)) if k else
+             f"{show(change.old)} -> {show(change.new)}"
+             for k in sorted(set(old) | set(new)) if old.get(k, _ABSENT) != new.get(k, _ABSENT)]
+    return f"{label} changed: {'; '.join(parts)}"
+
+
+def diff_components(old: dict[str, Any], new: dict[str, Any],
+                    origin_of: OriginOf = lambda key: None) -> list[str]:
+    """Human reasons why `new` components differ from `old` ones."""
+    reasons = [_describe(change, origin_of) for change in changes(old, new)]
+    return reasons or ["same inputs as an earlier run whose folder was removed"]
+
+
+def completed_runs(task: PipelineTask) -> list[dict[str, Any]]:
+    """Manifests of earlier completed runs of the same task (same stage, name and family)."""
     stage_dir = task.folder().parent
     pattern = re.compile(re.escape(task.run_name()) + r"-[0-9a-f]+$")
-    best = None
+    found = []
     for manifest_path in stage_dir.glob(f"{task.run_name()}-*/{MANIFEST}"):
         if not pattern.match(manifest_path.parent.name):
             continue
         manifest = read_manifest(manifest_path.parent)
         if manifest and manifest.get("task") == task.get_task_family():
-            if best is None or manifest.get("finished", "") > best.get("finished", ""):
-                best = manifest
-    return best
+            found.append(manifest)
+    return found
+
+
+def closest_completed(task: PipelineTask) -> dict[str, Any] | None:
+    """The earlier run whose components differ least from this task's (newest among equals):
+    after an edit and its revert, the run that matches the reverted code, not the newest."""
+    components = task.components()
+
+    def score(manifest: dict[str, Any]) -> tuple[int, str]:
+        return (-len(changes(manifest.get("components", {}), components)),
+                manifest.get("finished", ""))
+
+    return max(completed_runs(task), key=score, default=None)
 
 
 def checkpoint_step(folder: Path) -> int | None:
@@ -61,75 +178,38 @@ def checkpoint_step(folder: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _module_file(module: str) -> str:
-    path = locate_module(module)
-    return f"{module} ({path})" if path else module
-
-
-def diff_components(old: dict[str, Any], new: dict[str, Any], origin_of) -> list[str]:
-    """Human reasons why `new` components differ from `old` ones."""
-    reasons = []
-    old_params, new_params = old.get("params", {}), new.get("params", {})
-    for key in sorted(set(old_params) | set(new_params)):
-        if old_params.get(key) != new_params.get(key):
-            origin = origin_of(key)
-            where = f" (set by {origin})" if origin else ""
-            reasons.append(f"parameter {key}: {old_params.get(key)!r} -> {new_params.get(key)!r}{where}")
-    old_code, new_code = old.get("code", {}), new.get("code", {})
-    for module in sorted(set(old_code) | set(new_code)):
-        if module not in old_code:
-            reasons.append(f"code: now also runs {_module_file(module)}")
-        elif module not in new_code:
-            reasons.append(f"code: no longer runs {module}")
-        elif old_code[module] != new_code[module]:
-            reasons.append(f"source changed: {_module_file(module)}")
-    for key, label in (("plugin", "plugin"), ("tensorflow", "TensorFlow version"), ("source", "data")):
-        if old.get(key) != new.get(key):
-            if key == "source" and isinstance(new.get(key), dict) and isinstance(old.get(key), dict):
-                changed = sorted(k for k in set(old[key]) | set(new[key]) if old[key].get(k) != new[key].get(k))
-                reasons.append(f"data changed: {', '.join(changed)}")
-            else:
-                reasons.append(f"{label} changed: {old.get(key)} -> {new.get(key)}")
-    old_up, new_up = old.get("upstream", {}), new.get("upstream", {})
-    for name in sorted(set(old_up) | set(new_up)):
-        if old_up.get(name) != new_up.get(name):
-            reasons.append(f"upstream changed: {name}")
-    for key in sorted(set(old) | set(new)):
-        if key not in {"params", "code", "plugin", "tensorflow", "source", "upstream"} and old.get(key) != new.get(key):
-            reasons.append(f"{key} changed: {old.get(key)} -> {new.get(key)}")
-    return reasons or ["same inputs as an earlier run whose folder was removed"]
-
-
-def _origin_lookup(root: luigi.Task):
-    origins = getattr(root, "config_origins", None)
-    return origins() if callable(origins) else lambda key: None
+def _origin_lookup(run: luigi.Task | None) -> OriginOf:
+    origin_of = getattr(run, "origin_of", None)
+    return origin_of if callable(origin_of) else lambda key: None
 
 
 def explain(root: luigi.Task) -> Iterator[Verdict]:
-    """Verdicts for `root` and everything upstream, depth first, each task once."""
-    origin_of = _origin_lookup(root)
+    """Verdicts for `root` and everything upstream, depth first, each task once. A parameter's
+    origin comes from the run task that built the stage task (exact config path)."""
     seen: set[str] = set()
 
-    def visit(task: luigi.Task, depth: int) -> Iterator[Verdict]:
+    def visit(task: luigi.Task, depth: int, run: luigi.Task | None) -> Iterator[Verdict]:
         if task.task_id in seen or not isinstance(task, PipelineTask):
             return
         seen.add(task.task_id)
+        if callable(getattr(task, "origin_of", None)):
+            run = task  # the nearest run task owns the settings of the stages below it
         if task.complete():
             yield Verdict(task, depth, "complete")
         else:
             step = checkpoint_step(task.folder())
             state = f"will resume from step {step}" if step else "will run"
-            previous = last_completed(task)
+            previous = closest_completed(task)
             if previous is None:
                 reasons = ["never ran before with this name"]
             else:
                 reasons = diff_components(previous.get("components", {}), task.components(),
-                                          origin_of)
+                                          _origin_lookup(run))
             yield Verdict(task, depth, state, reasons)
         for upstream in flatten(task.requires()):
-            yield from visit(upstream, depth + 1)
+            yield from visit(upstream, depth + 1, run)
 
-    yield from visit(root, 0)
+    yield from visit(root, 0, None)
 
 
 def render(verdicts: list[Verdict]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import luigi
@@ -55,7 +56,7 @@ def _exit_code(codes: Any, sets: dict[str, set], root: luigi.Task) -> int:
 def _is_complete(task: luigi.Task) -> bool:
     try:
         return bool(task.complete())
-    except Exception:  # a broken complete() is reported by luigi's own summary
+    except Exception:  # noqa: BLE001  a broken complete() is reported by luigi's own summary
         return False
 
 
@@ -67,7 +68,7 @@ def _reason(worker: Any, failures: list[str], sets: dict[str, set]) -> str:
         try:
             task.complete()
             task.deps()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  whatever complete()/deps() raised is the reason
             return f"{task.task_id}: {one_line(str(exc)) or type(exc).__name__}"
     # Failed elsewhere (another worker under luigid) or disabled: ask the scheduler.
     for task in reversed(list(worker._scheduled_tasks.values())):
@@ -75,7 +76,7 @@ def _reason(worker: Any, failures: list[str], sets: dict[str, set]) -> str:
             continue
         try:
             error = worker._scheduler.fetch_error(task.task_id).get("error") or ""
-        except Exception:  # scheduler gone: fall back to luigi's summary
+        except Exception:  # noqa: BLE001  scheduler gone: fall back to luigi's summary
             break
         if error.strip():
             return f"{task.task_id}: {one_line(error)}"
@@ -114,6 +115,15 @@ def run(argv: list[str]) -> int:
         return 0
     code = _exit_code(codes, sets, root)
     return fail(code, "FAILED", f"{root.task_id} is not complete: {_reason(worker, failures, sets)}")
+
+
+def report_path(argv: list[str]) -> Path | None:
+    """The report.html of the run task `argv` names (None for other tasks)."""
+    from pipelines.runs import RunTask
+
+    with CmdlineParser.global_instance(["--module", "pipelines", *argv]) as parser:
+        root = parser.get_task_obj()
+        return root.report_path() if isinstance(root, RunTask) else None
 
 
 def fail(code: int, label: str, reason: str) -> int:

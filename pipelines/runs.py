@@ -3,7 +3,8 @@ LinearRegression, GraphSpeedup.
 
 A run task turns the command line and YAML config into explicit typed
 parameters of the stage tasks (the only place config is resolved), then
-writes a summary of what its upstream produced.
+writes a summary of what its upstream produced. Its settings parameters are
+generated from pipelines/settings.py (pipelines.params.from_settings).
 """
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import datetime
 import json
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import luigi
 from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from pipelines import config as cfg
+from pipelines import plugin_checks
+from pipelines.params import from_settings
 from pipelines.report import render_html, task_records
+from pipelines.settings import SETTINGS
 from pipelines.summary import (
     graph_summary,
     image_summary,
@@ -27,17 +32,16 @@ from pipelines.summary import (
     render_markdown,
     text_summary,
 )
-from plugins import registry
+from plugins.datasets.api import IMAGE
 from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.basics.graph_speedup import TimeGraphSpeedup
 from tasks.basics.linreg import FitLinearRegression
 from tasks.image.evaluate import EvaluateImageModel
-from tasks.text.download import corpus_choice, corpus_label
+from tasks.text.download import corpus_label
 from tasks.text.evaluate import EvaluateTextModel
 from tasks.text.generate import GenerateText
-from tasks.text.prep import check_temperatures
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +50,13 @@ class RunTask(PipelineTask):
     """A top-level run: its parameters only choose upstream tasks; it writes a summary."""
 
     stage = "runs"
-    config = luigi.OptionalParameter(default=None, description="YAML file overriding the defaults")
+    # Luigi parameter -> setting path (or free-form section); filled by @from_settings.
+    setting_params: ClassVar[dict[str, str]] = {}
+    config = luigi.OptionalParameter(default=None, description="YAML file overriding the defaults "
+                                     "(`tfpipe defaults` prints them all)")
     workspace = luigi.OptionalParameter(default=None, significant=False,
-                                        description="artefact root (default: $TFPIPE_WORKSPACE or ./workspace)")
+                                        description="artefact root (default: $TFPIPE_WORKSPACE or "
+                                                    "./workspace)")
 
     def root(self) -> str:
         return self.workspace or cfg.workspace_root()
@@ -60,27 +68,30 @@ class RunTask(PipelineTask):
         return {}  # identity comes from the upstream fingerprints alone
 
     def resolved_config(self) -> cfg.Config:
+        """The defaults and the --config file."""
         if "_config" not in self.__dict__:
             self.__dict__["_config"] = cfg.resolve(self.config)
         return self.__dict__["_config"]
 
-    def merged_config(self) -> cfg.Config | None:
-        """Files plus command line, once requires() has resolved them."""
-        return self.__dict__.get("_merged")
+    def merged_config(self) -> cfg.Config:
+        """Defaults, --config file and this run's command-line values, validated (once).
+        requires() adds the free-form entries (model_params, ...) it resolves."""
+        if "_merged" not in self.__dict__:
+            given = {path: getattr(self, param) for param, path in self.setting_params.items()
+                     if path in SETTINGS}
+            self.__dict__["_merged"] = cfg.apply_command_line(self.resolved_config(), given)
+        return self.__dict__["_merged"]
 
-    def config_origins(self):
-        """Lookup: stage parameter name -> where its value was set (for `explain`)."""
-        configs = [run.merged_config() for run in [self, *flatten(self.requires())]
-                   if isinstance(run, RunTask) and run.merged_config() is not None]
+    def param_paths(self) -> dict[str, str]:
+        """Stage-task parameter (dotted inside dicts: model_params.units) -> the config path that
+        set it, for the stage tasks this run builds."""
+        self.requires()
+        return self.__dict__.get("_param_paths", {})
 
-        def origin_of(param: str) -> str | None:
-            for config in configs:
-                for key, where in config.origins.items():
-                    if key.split(".", 1)[1] == param or (param == "model_params" and key.startswith("models.")):
-                        return f"{key} at {where}"
-            return None
-
-        return origin_of
+    def origin_of(self, param: str) -> str | None:
+        """'text.learning_rate at command line --learning-rate' for a stage-task parameter."""
+        path = self.param_paths().get(param)
+        return self.merged_config().set_by(path) if path else None
 
     def summary(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -94,16 +105,22 @@ class RunTask(PipelineTask):
         text = render_markdown(summary)
         atomic.write_text(folder / "summary.md", text)
         atomic.write_text(folder / "report.html", render_html(summary))
-        logger.info("results of %s (also in %s):\n%s", self.get_task_family(), folder / "summary.md", text)
+        logger.info("results of %s (also in %s):\n%s", self.get_task_family(),
+                    folder / "summary.md", text)
+        logger.info("report: %s", (folder / "report.html").resolve())
         return {"summary": str(folder / "summary.md"), "report": str(folder / "report.html"),
                 **self.write_extras(folder, summary)}
+
+    def report_path(self) -> Path:
+        return (self.folder() / "report.html").resolve()
 
     def write_extras(self, folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
         """Hook for files beyond the summary and report; returns what to add to the record."""
         return {}
 
     def report_config(self) -> dict[str, Any]:
-        """What the report shows as the configuration: this run's parameters and the resolved YAML."""
+        """What the report shows as the configuration: this run's parameters and the resolved
+        YAML (defaults and --config file)."""
         given = {key: value for key, value in self.param_kwargs.items() if value is not None}
         return {"parameters": json.loads(json.dumps(recursively_unfreeze(given), default=str)),
                 "config_files": self.resolved_config().values}
@@ -113,42 +130,37 @@ class RunTask(PipelineTask):
 def _show_existing_results(task: luigi.Task) -> None:
     """A rerun with nothing to do still tells the user where the results are."""
     if isinstance(task, RunTask):
-        logger.info("%s is complete; results: %s (report: %s)", task.get_task_family(), task.folder() / "summary.md",
-                    task.folder() / "report.html")
+        logger.info("%s is complete; results: %s (report: %s)", task.get_task_family(),
+                    task.folder() / "summary.md", task.folder() / "report.html")
 
 
+def _entry_paths(param: str, entry: str, options: dict[str, Any]) -> dict[str, str]:
+    return {f"{param}.{key}": f"{entry}.{key}" for key in options}
+
+
+def _walk(task: luigi.Task) -> Iterator[luigi.Task]:
+    yield task
+    for upstream in flatten(task.requires()):
+        yield from _walk(upstream)
+
+
+@from_settings("device.policy", "device.options")
 class TrainingRun(RunTask):
-    """A run that trains: the device policy comes from the command line or the ``device`` section."""
+    """A run that trains: the device policy comes from the command line or the ``device``
+    section."""
 
-    device = luigi.OptionalParameter(default=None, significant=False,
-                                     description="device policies, e.g. mirrored or gpu,memory_growth")
-    device_options = luigi.OptionalDictParameter(default=None, significant=False,
-                                                 description='e.g. \'{"ids": [1], "fallback": "cpu"}\'')
-
-    def device_params(self, config: cfg.Config) -> dict[str, Any]:
-        device, options = cfg.device_policy(config, self.device, self.device_options)
+    def device_params(self) -> dict[str, Any]:
+        device, options = cfg.device_policy(self.resolved_config(), self.device,
+                                            self.device_options)
         return {"device": device, "device_options": options}
 
 
+@from_settings("data.mirror", path="image")
 class ImageRun(TrainingRun):
     """Image path for one dataset and model: download -> preprocess -> train -> evaluate.
 
     Every parameter left unset comes from the config (``image`` section).
     """
-
-    dataset = luigi.OptionalParameter(default=None, description="mnist, fashion_mnist or your own")
-    model = luigi.OptionalParameter(default=None, description="a tfpipe.models plugin: mlp, cnn, ...")
-    steps = luigi.OptionalIntParameter(default=None)
-    batch_size = luigi.OptionalIntParameter(default=None)
-    learning_rate = luigi.OptionalFloatParameter(default=None)
-    lr_schedule = luigi.OptionalParameter(default=None, description="constant or cosine")
-    checkpoint_every = luigi.OptionalIntParameter(default=None)
-    seed = luigi.OptionalIntParameter(default=None)
-    validation_size = luigi.OptionalIntParameter(default=None)
-    split_seed = luigi.OptionalIntParameter(default=None)
-    deterministic = luigi.OptionalBoolParameter(default=None)
-    model_params = luigi.OptionalDictParameter(default=None, description='e.g. \'{"hidden_units": 200}\'')
-    mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
 
     def run_name(self) -> str:
         evaluate = self.requires()
@@ -157,22 +169,31 @@ class ImageRun(TrainingRun):
     def requires(self) -> EvaluateImageModel:
         if "_evaluate" in self.__dict__:
             return self.__dict__["_evaluate"]
-        overrides = {key: getattr(self, key) for key in cfg.SCHEMA["image"]}
-        config = cfg.apply_overrides(self.resolved_config(), "image", overrides)
-        self.__dict__["_merged"] = config
+        config = self.merged_config()
         image = config.values["image"]
-        try:
-            registry.MODELS.get(image["model"], "image_classifier")
-        except registry.PluginError as exc:
-            raise TfpipeError(f"{config.origins.get('image.model', 'image.model')}: {exc}") from exc
-        params = {**config.model_params(image["model"]), **dict(self.model_params or {})}
-        task = EvaluateImageModel(
-            workspace=self.root(),
-            **self.device_params(config),
-            mirror=self.mirror or cfg.data_mirror(config),
-            model_params=params,
-            **{key: image[key] for key in cfg.SCHEMA["image"]},
-        )
+        model, dataset, mirror = image["model"], image["dataset"], cfg.data_mirror(config)
+        model_info = plugin_checks.check_model(model, "image_classifier",
+                                               config.where("image.model"))
+        data_info = plugin_checks.check_dataset(dataset, IMAGE, config.where("image.dataset"))
+        config = cfg.apply_entry(config, "models", model, self.model_params, "--model-params")
+        config = cfg.apply_entry(config, "datasets", dataset, self.dataset_options,
+                                 "--dataset-options")
+        self.__dict__["_merged"] = config
+        model_params = config.entry("models", model)
+        dataset_options = config.entry("datasets", dataset)
+        plugin_checks.check_options(model_info, model_params, f"models.{model}", config,
+                                    "hyper-parameter")
+        plugin_checks.check_options(data_info, dataset_options, f"datasets.{dataset}", config,
+                                    "option")
+        self.__dict__["_param_paths"] = {
+            **{key: f"image.{key}" for key in image},
+            **_entry_paths("model_params", f"models.{model}", model_params),
+            **_entry_paths("dataset_options", f"datasets.{dataset}", dataset_options),
+        }
+        task = EvaluateImageModel(workspace=self.root(), mirror=mirror, **self.device_params(),
+                                  model_params=model_params, dataset_options=dataset_options,
+                                  **image)
+        _check_data_settings(task, config)
         self.__dict__["_evaluate"] = task
         return task
 
@@ -180,30 +201,25 @@ class ImageRun(TrainingRun):
         return {"runs": [image_summary(self.requires())]}
 
 
+def _check_data_settings(root: luigi.Task, config: cfg.Config) -> None:
+    """Settings that must fit the data (validation_fraction, batch_size vs sample counts) are
+    checked by the preprocessing task, before any training is scheduled."""
+    for task in _walk(root):
+        check = getattr(task, "check_settings", None)
+        if callable(check):
+            try:
+                check(config.get("image", "batch_size"))
+            except TfpipeError as exc:
+                where = "; ".join(config.set_by(path) or path
+                                  for path in ("image.validation_fraction", "image.batch_size"))
+                raise cfg.ConfigError(f"{where}: {exc}") from exc
+            return
+
+
+@from_settings("data.mirror", path="text")
 class TextRun(TrainingRun):
     """Text path for one corpus and model: download -> preprocess -> train -> evaluate and
     generate. Every parameter left unset comes from the config (``text`` section)."""
-
-    corpus = luigi.OptionalParameter(default=None, description="a text corpus dataset plugin "
-                                     "(nietzsche, ...), a UTF-8 text file, or an http(s) URL")
-    corpus_options = luigi.OptionalDictParameter(default=None,
-                                                 description="options of the corpus dataset plugin")
-    model = luigi.OptionalParameter(default=None, description="a character model plugin: lstm, gru, ...")
-    lowercase = luigi.OptionalBoolParameter(default=None)
-    holdout = luigi.OptionalFloatParameter(default=None)
-    window = luigi.OptionalIntParameter(default=None)
-    steps = luigi.OptionalIntParameter(default=None)
-    batch_size = luigi.OptionalIntParameter(default=None)
-    learning_rate = luigi.OptionalFloatParameter(default=None)
-    checkpoint_every = luigi.OptionalIntParameter(default=None)
-    seed = luigi.OptionalIntParameter(default=None)
-    deterministic = luigi.OptionalBoolParameter(default=None)
-    temperatures = luigi.OptionalListParameter(default=None, description="e.g. '[0.5, 1.0]'")
-    length = luigi.OptionalIntParameter(default=None)
-    sample_seed = luigi.OptionalIntParameter(default=None)
-    seed_length = luigi.OptionalIntParameter(default=None)
-    model_params = luigi.OptionalDictParameter(default=None, description='e.g. \'{"units": 128}\'')
-    mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
 
     GENERATION = ("temperatures", "length", "sample_seed", "seed_length")
 
@@ -214,31 +230,37 @@ class TextRun(TrainingRun):
     def requires(self) -> dict[str, PipelineTask]:
         if "_tasks" in self.__dict__:
             return self.__dict__["_tasks"]
-        overrides = {key: getattr(self, key) for key in cfg.SCHEMA["text"]}
-        config = cfg.apply_overrides(self.resolved_config(), "text", overrides)
+        config = self.merged_config()
+        text = dict(config.values["text"])
+        model, mirror = text["model"], cfg.data_mirror(config)
+        model_info = plugin_checks.check_model(model, "char_language_model",
+                                               config.where("text.model"))
+        corpus, path_option, data_info = plugin_checks.resolve_corpus(
+            text["corpus"], mirror, config.where("text.corpus"))
+        config = cfg.apply_entry(config, "models", model, self.model_params, "--model-params")
+        config = cfg.apply_entry(config, "datasets", corpus, self.corpus_options,
+                                 "--corpus-options")
         self.__dict__["_merged"] = config
-        text = config.values["text"]
-        try:
-            registry.MODELS.get(text["model"], "char_language_model")
-        except registry.PluginError as exc:
-            raise TfpipeError(f"{config.origins.get('text.model', 'text.model')}: {exc}") from exc
-        # A path or URL means the text_file plugin; the plugin is checked here, before any stage.
-        corpus, corpus_options = corpus_choice(text["corpus"], self.corpus_options)
-        try:
-            registry.DATASETS.get(corpus, "text_corpus")
-        except registry.PluginError as exc:
-            raise TfpipeError(f"{config.origins.get('text.corpus', 'text.corpus')}: {exc}") from exc
-        # Checked before anything trains: a bad temperature must not cost a training run.
-        temperatures = check_temperatures(text["temperatures"],
-                                          config.origins.get("text.temperatures", "text.temperatures"))
-        params = {**config.model_params(text["model"]), **dict(self.model_params or {})}
-        common = {key: text[key] for key in cfg.SCHEMA["text"] if key not in self.GENERATION}
-        common.update(workspace=self.root(), mirror=self.mirror or cfg.data_mirror(config), model_params=params,
-                      corpus=corpus, corpus_options=corpus_options, **self.device_params(config))
+        model_params = config.entry("models", model)
+        corpus_options = config.entry("datasets", corpus)
+        plugin_checks.check_options(model_info, model_params, f"models.{model}", config,
+                                    "hyper-parameter")
+        plugin_checks.check_options(data_info, corpus_options, f"datasets.{corpus}", config,
+                                    "option")
+        paths = {key: f"text.{key}" for key in text}
+        paths.update(_entry_paths("model_params", f"models.{model}", model_params))
+        paths.update(_entry_paths("corpus_options", f"datasets.{corpus}", corpus_options))
+        if path_option is not None:  # --corpus FILE: the path option comes from text.corpus
+            corpus_options["path"] = path_option
+            paths["corpus_options.path"] = "text.corpus"
+        self.__dict__["_param_paths"] = paths
+        text["corpus"] = corpus
+        common = {key: value for key, value in text.items() if key not in self.GENERATION}
+        common.update(workspace=self.root(), mirror=mirror, model_params=model_params,
+                      corpus_options=corpus_options, **self.device_params())
         tasks = {
             "evaluate": EvaluateTextModel(**common),
-            "generate": GenerateText(**common, temperatures=temperatures,
-                                     **{key: text[key] for key in self.GENERATION if key != "temperatures"}),
+            "generate": GenerateText(**common, **{key: text[key] for key in self.GENERATION}),
         }
         self.__dict__["_tasks"] = tasks
         return tasks
@@ -248,15 +270,19 @@ class TextRun(TrainingRun):
         return {"runs": [text_summary(tasks["evaluate"], tasks["generate"])]}
 
 
+@from_settings("data.mirror")
 class FullRun(TrainingRun):
     """Everything: the image path and the text path (each from its config section)."""
-
-    mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
 
     def requires(self) -> list[RunTask]:
         shared = {"config": self.config, "workspace": self.workspace, "mirror": self.mirror,
                   "device": self.device, "device_options": self.device_options}
-        return [ImageRun(**shared), TextRun(**shared)]
+        runs = [ImageRun(**shared), TextRun(**shared)]
+        # Resolve (and so validate) both paths here: a bad image setting must fail before the
+        # text path is scheduled, not after it trained.
+        for run in runs:
+            run.requires()
+        return runs
 
     def summary(self) -> dict[str, Any]:
         runs = []
@@ -265,6 +291,7 @@ class FullRun(TrainingRun):
         return {"runs": runs}
 
 
+@from_settings("data.mirror")
 class SlotRun(RunTask):
     """The whole pipeline (FullRun's upstream) for one date, started by a timer.
 
@@ -274,8 +301,6 @@ class SlotRun(RunTask):
     dated report) and stages.json (each task, its folder and whether this slot
     produced it or reused it).
     """
-
-    mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

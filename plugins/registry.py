@@ -18,11 +18,12 @@ DEVICES, DATASETS) and nothing else looks plugins up.
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import importlib.machinery
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,17 @@ class PluginInfo:
         stat = path.stat()
         return _declared_kind(path, stat.st_mtime_ns, stat.st_size)
 
+    def declared_defaults(self) -> dict[str, Any] | None:
+        """The module's top-level ``DEFAULTS = {...}``, read from its source without importing it
+        (``ast.literal_eval``); None when the source cannot be read or DEFAULTS is not a literal
+        mapping (then only loading the plugin can tell its options)."""
+        path = locate_module(self.module)
+        if path is None:
+            return None
+        stat = path.stat()
+        found = _module_literals(path, stat.st_mtime_ns, stat.st_size).get("DEFAULTS")
+        return copy.deepcopy(found) if isinstance(found, dict) else None
+
     def describe(self) -> str:
         return f"{self.kind} plugin {self.name!r} ({self.value}) from distribution {self.distribution} {self.version}"
 
@@ -101,18 +113,32 @@ def locate_module(name: str) -> Path | None:
     return Path(spec.origin)
 
 
-@lru_cache(maxsize=None)
-def _declared_kind(path: Path, mtime_ns: int, size: int) -> str | None:
+@functools.cache
+def _module_literals(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
+    """Top-level ``NAME = <literal>`` assignments of KIND and DEFAULTS in a module's source."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError):
-        return None
+        return {}
+    found: dict[str, Any] = {}
     for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "KIND"
-                and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)):
-            return node.value.value
-    return None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("KIND", "DEFAULTS"):
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, RecursionError):  # not a literal: unknown
+                found.pop(target.id, None)
+    return found
+
+
+def _declared_kind(path: Path, mtime_ns: int, size: int) -> str | None:
+    kind = _module_literals(path, mtime_ns, size).get("KIND")
+    return kind if isinstance(kind, str) else None
 
 
 class PluginKind:

@@ -16,10 +16,11 @@ import os
 import platform
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import luigi
 from luigi.freezing import recursively_unfreeze
@@ -86,6 +87,15 @@ def output_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class RequiredBoolParameter(luigi.BoolParameter):
+    """A BoolParameter that must be given (luigi's BoolParameter always defaults to False);
+    ``--flag``, ``--flag true`` and ``--flag false`` all parse."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(parsing=luigi.BoolParameter.EXPLICIT_PARSING, **kwargs)
+        self._default = luigi.parameter._no_value
 
 
 class PipelineTask(luigi.Task):
@@ -233,4 +243,4 @@ def _record_attempt(folder: Path, started: float) -> int:
 
 
 def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")

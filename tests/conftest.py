@@ -82,9 +82,8 @@ def run_luigi(args: list[str], workspace: Path, mirror: Path | None = None,
     """Run the real `luigi` command line from the project root (so luigi.cfg applies)."""
     started = time.time()
     command = [sys.executable, "-m", "luigi", "--module", "pipelines", *args, "--local-scheduler"]
-    completed = subprocess.run(command, check=False, cwd=cwd,
-                               env=luigi_env(workspace, mirror, extra_path),
-                               capture_output=True, text=True, timeout=timeout)
+    completed = subprocess.run(command, cwd=cwd, env=luigi_env(workspace, mirror, extra_path),
+                               capture_output=True, text=True, timeout=timeout, check=False)
     return LuigiRun(completed, started)
 
 
@@ -106,7 +105,7 @@ def stages_written_since(workspace: Path, since: float) -> set[str]:
 
 # Small, fast training settings for end-to-end tests.
 TINY = ["--dataset", "tiny", "--steps", "60", "--batch-size", "20", "--checkpoint-every", "20",
-        "--validation-size", "50"]
+        "--validation-fraction", "0.125"]  # 50 of the 400 training samples
 
 
 def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
@@ -131,7 +130,7 @@ def write_tiny_full_config(folder: Path) -> Path:
     config = folder / "tiny-full.yaml"
     config.write_text(
         "image:\n  dataset: tiny\n  model: mlp\n  steps: 20\n  batch_size: 20\n  checkpoint_every: 20\n"
-        "  validation_size: 50\n"
+        "  validation_fraction: 0.125\n"
         f"text:\n  corpus: {json.dumps(str(corpus))}\n  model: lstm\n  lowercase: false\n"
         "  window: 20\n  steps: 20\n"
         "  batch_size: 8\n  checkpoint_every: 20\n  temperatures: [0.5]\n  length: 30\n  seed_length: 10\n"

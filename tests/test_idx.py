@@ -6,7 +6,7 @@ import pytest
 from plugins.datasets import idx
 from plugins.datasets.catalog import local_layout
 from plugins.errors import TfpipeError
-from tasks.image.arrays import read_arrays, scale_images, split_validation
+from tasks.image.arrays import read_arrays, scale_images, split_validation, validation_count
 from tests.conftest import make_image_set, write_idx_folder
 
 
@@ -70,7 +70,16 @@ def test_scale_and_split():
     scaled = scale_images(x)
     assert scaled.shape == (10, 2, 2, 1) and scaled.dtype == np.float32 and scaled.max() == 1.0
     y = np.arange(10)
-    (xt, yt), (xv, yv) = split_validation(x, y, 3, seed=0)
+    (_, yt), (_, yv) = split_validation(x, y, 0.3, seed=0)
     assert len(yv) == 3 and len(yt) == 7 and set(yt) | set(yv) == set(range(10))
-    with pytest.raises(TfpipeError, match="validation_size=10"):
-        split_validation(x, y, 10, seed=0)
+    with pytest.raises(TfpipeError, match="validation_fraction=1.0"):
+        split_validation(x, y, 1.0, seed=0)
+
+
+def test_validation_fraction_fits_tiny_and_large_datasets():
+    # The default 0.1 holds out at least one sample and always leaves one to train on.
+    assert [validation_count(0.1, n) for n in (2, 5, 400, 1_000, 1_000_000)] == [
+        1, 1, 40, 100, 100_000]
+    assert validation_count(0.99, 10) == 9
+    with pytest.raises(TfpipeError, match="too few to hold out"):
+        validation_count(0.1, 1)

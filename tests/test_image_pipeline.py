@@ -67,7 +67,7 @@ def test_rerun_reuses_and_edits_rerun_only_what_they_touch(workspace, mirror, tm
 def test_failures_exit_non_zero_with_one_clear_message(workspace, mirror, tmp_path):
     unknown = run_luigi(["ImageRun", *TINY, "--model", "resnet"], workspace, mirror)
     assert unknown.returncode != 0
-    assert "no models plugin named 'resnet'" in unknown.output and "mlp" in unknown.output
+    assert "no model named 'resnet' is installed" in unknown.output and "cnn, mlp" in unknown.output
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("image:\n  stepz: 3\n")

@@ -46,7 +46,7 @@ def test_each_edit_reruns_exactly_what_it_touches(project, workspace, mirror):
                    .replace("hidden_units: int = 100", "hidden_units:int=100"))
     assert run_both(project, workspace, mirror) == set()  # cosmetic: nothing
 
-    assert run_both(project, workspace, mirror, ["--validation-size", "40"]) == {
+    assert run_both(project, workspace, mirror, ["--validation-fraction", "0.1"]) == {
         "preprocess/tiny", "train/tiny-mlp", "evaluate/tiny-mlp", "runs/image-tiny-mlp",
         "train/tiny-cnn", "evaluate/tiny-cnn", "runs/image-tiny-cnn"}  # not the download
 

@@ -15,7 +15,7 @@ from tests.conftest import ROOT, luigi_env, manifests, run_luigi
 pytestmark = pytest.mark.slow
 
 ARGS = ["ImageRun", "--dataset", "tiny", "--model", "mlp", "--steps", "4000", "--batch-size", "20",
-        "--checkpoint-every", "100", "--validation-size", "50", "--deterministic"]
+        "--checkpoint-every", "100", "--validation-fraction", "0.125", "--deterministic"]
 
 
 def final_weights(workspace: Path) -> dict[str, np.ndarray]:

@@ -1,11 +1,13 @@
 """Pure functions of the text path: no TensorFlow, no Luigi."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from plugins.datasets.api import DataError
 from plugins.datasets.text import decode_corpus
 from plugins.errors import TfpipeError
-from tasks.text.download import corpus_choice, corpus_label
+from tasks.text.download import corpus_label
 from tasks.text.prep import (
     build_vocab,
     check_temperatures,
@@ -116,12 +118,16 @@ def test_corpus_labels():
     assert corpus_label("mine", {"path": "elsewhere.txt"}) == "mine"  # another plugin: its name
 
 
-def test_corpus_choice_maps_paths_and_urls_to_text_file(tmp_path, monkeypatch):
-    assert corpus_choice("nietzsche") == ("nietzsche", {})
-    assert corpus_choice("~/books/mine.txt") == ("text_file", {"path": "~/books/mine.txt"})
+def test_a_corpus_path_or_url_means_the_text_file_plugin(tmp_path, monkeypatch):
+    from pipelines.plugin_checks import resolve_corpus
+
+    assert resolve_corpus("nietzsche", None, "text.corpus")[:2] == ("nietzsche", None)
+    home = Path.home()
+    assert resolve_corpus("~/books/mine.txt", None, "x")[:2] == ("text_file", str(home / "books/mine.txt"))
     url = "https://example.org/a.txt"
-    assert corpus_choice(url) == ("text_file", {"path": url})
+    assert resolve_corpus(url, None, "x")[:2] == ("text_file", url)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "README").write_text("text")
-    assert corpus_choice("README") == ("text_file", {"path": "README"})  # an existing file
-    assert corpus_choice("unknown_corpus") == ("unknown_corpus", {})  # for the registry to refuse
+    assert resolve_corpus("README", None, "x")[:2] == ("text_file", str(tmp_path / "README"))  # an existing file
+    with pytest.raises(TfpipeError, match="text.corpus: no dataset named 'unknown_corpus'.*nietzsche"):
+        resolve_corpus("unknown_corpus", None, "text.corpus")

@@ -63,11 +63,20 @@ def scale_images(images: np.ndarray) -> np.ndarray:
     return images[..., np.newaxis] if images.ndim == 3 else images
 
 
-def split_validation(x: np.ndarray, y: np.ndarray, size: int, seed: int):
-    """Hold out `size` random training samples (seeded) as the validation set."""
-    if not 0 < size < len(x):
-        raise TfpipeError(f"validation_size={size} must be between 1 and {len(x) - 1} (the training "
-                          f"set has {len(x)} samples); set image.validation_size in your config")
+def validation_count(fraction: float, count: int) -> int:
+    """Samples held out: round(fraction * count), at least 1, leaving at least 1 to train on."""
+    if not 0 < fraction < 1:
+        raise TfpipeError(f"validation_fraction={fraction} must be between 0 and 1 (exclusive); "
+                          "set image.validation_fraction")
+    if count < 2:
+        raise TfpipeError(f"the training set has {count} sample(s): too few to hold out a "
+                          "validation sample; use a larger dataset")
+    return min(max(1, round(fraction * count)), count - 1)
+
+
+def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """Hold out `fraction` of the training samples (seeded, see validation_count) for validation."""
+    size = validation_count(fraction, len(x))
     order = np.random.default_rng(seed).permutation(len(x))
     train, val = order[size:], order[:size]
     return (x[train], y[train]), (x[val], y[val])

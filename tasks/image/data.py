@@ -35,6 +35,7 @@ class DownloadImageDataset(PipelineTask):
 
     stage = "download"
     dataset = luigi.Parameter(description="mnist, fashion_mnist, or a folder name under the mirror")
+    dataset_options = luigi.DictParameter(description="options of the dataset plugin")
     mirror = luigi.OptionalParameter(default=None, significant=False,
                                      description="folder with one sub-folder per dataset")
 
@@ -98,8 +99,9 @@ class PreprocessImages(PipelineTask):
     """Reads the raw dataset; writes float32 images in [0, 1] as train/val/test .npy plus meta.json."""
 
     stage = "preprocess"
-    validation_size = luigi.IntParameter(default=5000, description="training samples held out")
-    split_seed = luigi.IntParameter(default=0, description="seed of the validation split")
+    validation_fraction = luigi.FloatParameter(description="fraction of the training samples "
+                                               "held out for validation")
+    split_seed = luigi.IntParameter(description="seed of the validation split")
 
     def run_name(self) -> str:
         return self.dataset
@@ -114,7 +116,7 @@ class PreprocessImages(PipelineTask):
             raise TfpipeError(f"{self.requires().folder()} holds no dataset files; delete that folder and rerun")
         arrays = read_arrays(raw)
         (x_train, y_train), (x_val, y_val) = split_validation(
-            arrays["x_train"], arrays["y_train"], self.validation_size, self.split_seed)
+            arrays["x_train"], arrays["y_train"], self.validation_fraction, self.split_seed)
         splits = {"train": (x_train, y_train), "val": (x_val, y_val),
                   "test": (arrays["x_test"], arrays["y_test"])}
         for split, (x, y) in splits.items():

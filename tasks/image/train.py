@@ -21,15 +21,15 @@ class TrainImageModel(TrainingTask):
 
     stage = "train"
 
-    model_params = luigi.DictParameter(default={}, description="overrides of the plugin's hyper-parameters")
-    steps = luigi.IntParameter(default=12000)
-    batch_size = luigi.IntParameter(default=50)
-    learning_rate = luigi.FloatParameter(default=1e-3)
-    lr_schedule = luigi.ChoiceParameter(choices=["constant", "cosine"], default="constant",
+    model_params = luigi.DictParameter(description="overrides of the plugin's hyper-parameters")
+    steps = luigi.IntParameter()
+    batch_size = luigi.IntParameter()
+    learning_rate = luigi.FloatParameter()
+    lr_schedule = luigi.ChoiceParameter(choices=["constant", "cosine"],
                                         description="cosine: decay to learning_rate/10 by the last step")
-    seed = luigi.IntParameter(default=1)
+    seed = luigi.IntParameter()
     # How often to checkpoint and whether ops are deterministic do not change what is learnt.
-    checkpoint_every = luigi.IntParameter(default=500, significant=False)
+    checkpoint_every = luigi.IntParameter(significant=False)
     deterministic = luigi.BoolParameter(default=False, significant=False)
 
     def run_name(self) -> str:
@@ -148,7 +148,7 @@ def export(model, out: Path, example) -> list[str]:
     try:
         model.save(str(out / "model.keras"))
         exported.append("model.keras")
-    except Exception as exc:  # subclassed models without get_config cannot be re-created from .keras
+    except Exception as exc:  # noqa: BLE001  subclassed models without get_config: no .keras
         emit("log", message=f"model.keras not written ({type(exc).__name__}: {exc}); saved_model is")
     atomic.write_json(out / "export.json", {"formats": exported})
     return exported

@@ -21,7 +21,7 @@ from luigi.freezing import recursively_unfreeze
 
 from plugins import registry
 from plugins.datasets.api import TEXT, DataError, RemoteFile
-from plugins.datasets.text import is_url, stem
+from plugins.datasets.text import stem
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.content import cached_sha256
@@ -39,20 +39,6 @@ def corpus_label(corpus: str, corpus_options: Mapping[str, Any] | None = None) -
     if corpus == USER_FILE_PLUGIN and isinstance(path, str) and path.strip():
         return stem(path.strip())
     return corpus
-
-
-def corpus_choice(value: str,
-                  options: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """(dataset plugin name, its options) of a corpus as a user writes it: the name of an
-    installed dataset plugin stays as it is; a path or an http(s) URL becomes text_file with
-    option ``path``. An unknown name is returned as it is, for the registry to refuse."""
-    options = dict(recursively_unfreeze(options or {}))
-    if not is_url(value) and value in registry.DATASETS.names():
-        return value, options
-    looks_like_path = "/" in value or value.startswith("~") or bool(Path(value).suffix)
-    if is_url(value) or looks_like_path or Path(value).exists():
-        return USER_FILE_PLUGIN, {**options, "path": value}
-    return value, options
 
 
 def plugin_options(name: str, plugin: ModuleType, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class TrainTextModel(TrainingTask):
     batch_size = luigi.IntParameter(description="windows per batch")
     learning_rate = luigi.FloatParameter(description="Adam learning rate")
     seed = luigi.IntParameter(description="seed of the initial weights and the batch order")
-    checkpoint_every = luigi.IntParameter(default=250, significant=False)
+    checkpoint_every = luigi.IntParameter(significant=False, description="steps between checkpoints")
     deterministic = luigi.BoolParameter(default=False, significant=False)
 
     def run_name(self) -> str:

@@ -1,0 +1,79 @@
+"""The run tasks' Luigi parameters, generated from the declarations in pipelines/settings.py.
+
+Each generated parameter defaults to None (not given: the config decides) and its
+description is the setting's help, range, default and config key, so
+``luigi --module pipelines ImageRun --help`` documents every setting.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import luigi
+
+from pipelines import settings
+
+T = TypeVar("T", bound=type)
+
+_LUIGI_TYPES: dict[type, Callable[..., luigi.Parameter]] = {
+    int: luigi.OptionalIntParameter,
+    float: luigi.OptionalFloatParameter,
+    str: luigi.OptionalParameter,
+    list: luigi.OptionalListParameter,
+    dict: luigi.OptionalDictParameter,
+}
+
+
+def show(value: Any) -> str:
+    """A default as a user writes it (JSON-like: null, true, [0.2, 0.5])."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def description(declared: settings.Setting) -> str:
+    return (f"{declared.help}; {declared.describe()} "
+            f"(default: {show(declared.default)}, config key {declared.path})")
+
+
+def luigi_parameter(declared: settings.Setting) -> luigi.Parameter:
+    """An optional Luigi parameter for one setting (None: not given on the command line)."""
+    kind = declared.types[0]
+    if kind is bool:
+        # Explicit parsing: `--deterministic` means true, `--lowercase false` can say false.
+        return luigi.OptionalBoolParameter(default=None, description=description(declared),
+                                           parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    return _LUIGI_TYPES[kind](default=None, description=description(declared))
+
+
+def _attach(cls: type, name: str, parameter: luigi.Parameter) -> None:
+    setattr(cls, name, parameter)
+    parameter.__set_name__(cls, name)  # a descriptor added after class creation is not told
+
+
+def from_settings(*names: str, path: str | None = None) -> Callable[[T], T]:
+    """Class decorator: one Luigi parameter per setting named ("data.mirror") and, with `path`
+    ("image" or "text"), per setting of that section plus its free-form entries
+    (model_params, dataset_options / corpus_options).
+
+    The class's ``setting_params`` maps each parameter name to its setting path, or to the
+    free-form section it adds to ("models", "datasets").
+    """
+    chosen = [settings.get(name) for name in names]
+    if path is not None:
+        chosen += settings.of_section(path)
+
+    def decorate(cls: T) -> T:
+        mapping = dict(getattr(cls, "setting_params", {}))
+        for declared in chosen:
+            _attach(cls, declared.param, luigi_parameter(declared))
+            mapping[declared.param] = declared.path
+        if path is not None:
+            for free in settings.FREE_FORM.values():
+                param = free.params[path]
+                _attach(cls, param, luigi.OptionalDictParameter(default=None,
+                                                               description=free.param_help(path)))
+                mapping[param] = free.section
+        cls.setting_params = mapping
+        return cls
+
+    return decorate

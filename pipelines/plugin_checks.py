@@ -1,0 +1,65 @@
+"""Plugin choices checked in the Luigi process before anything runs (metadata and source only).
+
+A model or dataset of the wrong KIND, an unknown one, or an option its plugin
+does not declare in DEFAULTS fails here, in well under a second, with the file:line
+or flag that chose it. Nothing is imported: KIND and DEFAULTS are read from source.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import Config, ConfigError
+from plugins import registry
+from plugins.datasets.api import TEXT
+from plugins.datasets.text import is_url
+
+logger = logging.getLogger(__name__)
+
+# The dataset plugin that reads a text file or URL the user names (option `path`).
+TEXT_FILE = "text_file"
+
+
+def check_model(name: str, kind: str, where: str) -> registry.PluginInfo:
+    try:
+        return registry.MODELS.get(name, kind)
+    except registry.PluginError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def check_dataset(name: str, kind: str, where: str) -> registry.PluginInfo:
+    try:
+        return registry.DATASETS.get(name, kind)
+    except registry.PluginError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def looks_like_path(value: str) -> bool:
+    return "/" in value or value.startswith(("~", ".")) or bool(Path(value).suffix) or Path(value).is_file()
+
+
+def resolve_corpus(value: str, mirror: str | None,
+                   where: str) -> tuple[str, str | None, registry.PluginInfo | None]:
+    """(dataset plugin, its `path` option or None, plugin info): a value that is not an installed
+    plugin but looks like a file path or an http(s) URL is read by the text_file plugin."""
+    if value not in registry.DATASETS.names() and (is_url(value) or looks_like_path(value)):
+        info = check_dataset(TEXT_FILE, TEXT, where)
+        path = value if is_url(value) else str(Path(value).expanduser().absolute())
+        return TEXT_FILE, path, info
+    return value, None, check_dataset(value, TEXT, where)
+
+
+def check_options(info: registry.PluginInfo | None, options: dict[str, Any], entry: str,
+                  config: Config, noun: str) -> None:
+    """Every key of `options` (config entry `entry`, e.g. ``models.mlp``) must be one the plugin
+    declares in its DEFAULTS. Skipped when DEFAULTS cannot be read without importing."""
+    declared = info.declared_defaults() if info is not None else None
+    if declared is None:
+        return
+    for key in sorted(set(options) - set(declared)):
+        path = f"{entry}.{key}"
+        raise ConfigError(
+            f"{config.where(path)}: unknown {noun} {key!r} for {registry.of(info.kind).noun} "
+            f"plugin {info.name!r} "
+            f"({path}); it takes: {', '.join(sorted(declared)) or 'none'} (its DEFAULTS)")

@@ -1,0 +1,376 @@
+"""Every tfpipe setting, declared once: section, key, type, default, range and help.
+
+Everything else derives from the declarations below:
+
+- the defaults layer of the config (``tfpipe defaults`` prints it as YAML);
+- validation of YAML files and command-line values (pipelines.config);
+- the run tasks' Luigi parameters and their ``--help`` (pipelines.params);
+- ``explain``'s "set by image.learning_rate (default) at pipelines/settings.py:NN"
+  (each declaration records its own file and line).
+
+The free-form sections ``models.<name>`` and ``datasets.<name>`` hold plugin
+options; their keys are checked against the plugin's DEFAULTS (pipelines.choices).
+Importing this module imports neither numpy nor TensorFlow.
+"""
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plugins.errors import TfpipeError
+
+_PROJECT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(TfpipeError):
+    """A setting with a wrong key, type or value; the message says where it was set."""
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               list: "a list", dict: "a mapping"}
+_ITEM_NAMES = {int: "integers", float: "numbers", str: "strings"}
+# YAML 1.1 reads 1e-3 (no dot) as text: accept it where a number is expected.
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. For a list setting, the type, range and choices of `item` apply to each item."""
+
+    section: str
+    key: str
+    types: tuple[type, ...]
+    default: Any
+    help: str
+    declared_at: str  # "pipelines/settings.py:NN"
+    param: str  # the run tasks' Luigi parameter (flag --param-name)
+    minimum: float | None = None
+    maximum: float | None = None
+    open_min: bool = False  # the minimum itself is not allowed
+    open_max: bool = False
+    choices: tuple[str, ...] = ()
+    item: type | None = None  # lists: type of each item
+    item_noun: str = "item"
+    nullable: bool = False
+    non_empty: bool = False
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.key}"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.param.replace("_", "-")
+
+    def range_text(self) -> str:
+        """'at least 1', 'greater than 0', 'between 0 and 1 (exclusive)', 'one of a, b' or ''."""
+        if self.choices:
+            return f"one of {', '.join(self.choices)}"
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            bounds = ("exclusive" if self.open_min and self.open_max else
+                      "inclusive" if not (self.open_min or self.open_max) else "half-open")
+            return f"between {_num(low)} and {_num(high)} ({bounds})"
+        if low is not None:
+            return f"greater than {_num(low)}" if self.open_min else f"at least {_num(low)}"
+        if high is not None:
+            return f"less than {_num(high)}" if self.open_max else f"at most {_num(high)}"
+        return ""
+
+    def describe(self) -> str:
+        """What a value must be, e.g. 'an integer at least 1' or 'a list of numbers'."""
+        if self.choices:
+            return self.range_text() + (" or null" if self.nullable else "")
+        kinds = []
+        for kind in self.types:
+            if kind is list and self.item is not None:
+                kinds.append(f"a list of {_ITEM_NAMES.get(self.item, self.item.__name__)}")
+            else:
+                kinds.append(_TYPE_NAMES.get(kind, kind.__name__))
+        text = " or ".join(kinds) + (" or null" if self.nullable else "")
+        limit = self.range_text()
+        if limit:
+            text += (" each " if self.item is not None else " ") + limit
+        return text
+
+    def check(self, value: Any, where: str) -> Any:
+        """The value, normalised (int -> float for numbers, tuple -> list, frozen dict -> dict),
+        or a ConfigError saying where it was set and what it must be."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ConfigError(f"{where}: {self.path} must be {self.describe()}, got null")
+        kind = next((kind for kind in self.types if _is(value, kind)), None)
+        if kind is None:
+            hint = ""
+            if isinstance(value, float) and int in self.types:
+                hint = " (a whole number, without a decimal point)"
+            raise ConfigError(f"{where}: {self.path} must be {self.describe()}, "
+                              f"got {value!r}{hint}")
+        value = _convert(value, kind)
+        if kind is list:
+            if self.non_empty and not value:
+                raise ConfigError(f"{where}: {self.path} must not be empty; give at least one "
+                                  f"{self.item_noun}, e.g. {_yaml_inline(self.default)}")
+            if self.item is not None:
+                value = [self._check_item(item, where) for item in value]
+            return value
+        if kind is dict:
+            check_finite(value, self.path, where)
+            return value
+        return self._check_scalar(value, where, self.path)
+
+    def _check_item(self, item: Any, where: str) -> Any:
+        assert self.item is not None
+        label = f"{self.path}: {self.item_noun}"
+        if not _is(item, self.item):
+            raise ConfigError(f"{where}: {label} {item!r} is not "
+                              f"{_TYPE_NAMES.get(self.item, self.item.__name__)}")
+        return self._check_scalar(_convert(item, self.item), where, label, item_message=True)
+
+    def _check_scalar(self, value: Any, where: str, label: str, item_message: bool = False) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: {label} must be a finite number, got {value}")
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{where}: {label} must be {self.range_text()}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not self.choices:
+            low, high = self.minimum, self.maximum
+            bad = ((low is not None and (value < low or (self.open_min and value == low)))
+                   or (high is not None and (value > high or (self.open_max and value == high))))
+            if bad:
+                if item_message:
+                    raise ConfigError(f"{where}: {label} {_num(value)} must be {self.range_text()}")
+                raise ConfigError(f"{where}: {label} must be {self.range_text()}, got {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class FreeForm:
+    """Named entries whose keys a plugin defines: ``models.<name>``, ``datasets.<name>``.
+
+    `params` names, per path (``image``/``text``), the run task parameter that adds to the
+    entry and `selector` the setting that picks the entry (``image.model`` -> ``models.cnn``).
+    """
+
+    section: str
+    default: dict[str, dict[str, Any]]
+    help: str
+    declared_at: str
+    params: dict[str, str] = field(default_factory=dict)
+    selector: dict[str, str] = field(default_factory=dict)
+
+    def param_help(self, path: str) -> str:
+        entry = f"{self.section}.<{self.selector[path]}>"
+        return (f"{self.help}; merged over {entry} of the config (config key {entry}), "
+                f"e.g. '{{\"key\": 1}}'")
+
+
+SETTINGS: dict[str, Setting] = {}
+FREE_FORM: dict[str, FreeForm] = {}
+SECTIONS: dict[str, str] = {}  # section -> help, in declaration order
+
+
+def _here(depth: int = 2) -> str:
+    frame = sys._getframe(depth)
+    path = Path(frame.f_code.co_filename).resolve()
+    try:
+        path = path.relative_to(_PROJECT)
+    except ValueError:
+        pass
+    return f"{path.as_posix()}:{frame.f_lineno}"
+
+
+def section(name: str, help: str) -> None:
+    SECTIONS[name] = help
+
+
+def setting(section: str, key: str, types: type | tuple[type, ...], default: Any, help: str,
+            param: str | None = None, **limits: Any) -> Setting:
+    """Declare one setting; its declaration's file:line is recorded for `explain`."""
+    declared = Setting(section, key, types if isinstance(types, tuple) else (types,), default, help,
+                       _here(), param or key, **limits)
+    if declared.path in SETTINGS:
+        raise RuntimeError(f"{declared.declared_at}: {declared.path} is declared twice "
+                           f"(first at {SETTINGS[declared.path].declared_at})")
+    if "%" in help:  # argparse formats help text: a bare % breaks `--help`
+        raise RuntimeError(f"{declared.declared_at}: write 'percent' instead of % in help texts")
+    declared.check(default, declared.declared_at)  # a default must satisfy its own range
+    SETTINGS[declared.path] = declared
+    return declared
+
+
+def free_form(section: str, default: dict[str, dict[str, Any]], help: str, params: dict[str, str],
+              selector: dict[str, str]) -> FreeForm:
+    declared = FreeForm(section, default, help, _here(), params, selector)
+    FREE_FORM[section] = declared
+    SECTIONS[section] = help
+    return declared
+
+
+# ----- helpers ------------------------------------------------------------------------------
+
+def _is(value: Any, kind: type) -> bool:
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, (int, float)) or (isinstance(value, str)
+                                                   and _EXPONENT.fullmatch(value) is not None)
+    if kind is list:
+        return isinstance(value, (list, tuple))
+    if kind is dict:
+        return isinstance(value, Mapping)
+    return isinstance(value, kind)
+
+
+def _convert(value: Any, kind: type) -> Any:
+    if kind is float:
+        return float(value)
+    if kind is list:
+        return [plain(item) for item in value]
+    if kind is dict:
+        return plain(value)
+    return value
+
+
+def plain(value: Any) -> Any:
+    """Luigi's frozen dicts and tuples as plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return value
+
+
+def check_finite(value: Any, label: str, where: str) -> None:
+    """NaN or infinity anywhere in a (nested) value is an error naming the key."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {label} must be a finite number, got {value}")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            check_finite(item, f"{label}.{key}", where)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_finite(item, label, where)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _yaml_inline(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+# ----- the declarations ---------------------------------------------------------------------
+
+section("data", "Where data is found without the network.")
+setting("data", "mirror", str, None, nullable=True, param="mirror",
+        help="folder with one sub-folder per dataset (e.g. <mirror>/fashion_mnist/), looked at "
+             "before the network; null: $TFPIPE_DATA_MIRROR if set")
+
+section("image", "The image path: download -> preprocess -> train -> evaluate.")
+setting("image", "dataset", str, "mnist",
+        help="a tfpipe.datasets plugin of kind image_classification (see `tfpipe plugins`); "
+             "its options go in datasets.<name>")
+setting("image", "model", str, "cnn",
+        help="a tfpipe.models plugin of kind image_classifier (mlp, cnn, ...); its "
+             "hyper-parameters go in models.<name>")
+setting("image", "validation_fraction", float, 0.1, minimum=0, maximum=1, open_min=True,
+        open_max=True,
+        help="fraction of the training samples held out for validation (at least one sample)")
+setting("image", "split_seed", int, 0, minimum=0, help="seed of the validation split")
+setting("image", "steps", int, 12000, minimum=1,
+        help="optimizer steps (batches), not epochs: about 11 epochs of Fashion-MNIST")
+setting("image", "batch_size", int, 50, minimum=1, help="training samples per optimizer step")
+setting("image", "learning_rate", float, 0.001, minimum=0, open_min=True,
+        help="learning rate of Adam")
+setting("image", "lr_schedule", str, "cosine", choices=("constant", "cosine"),
+        help="constant, or cosine: decays to a tenth of learning_rate by the last step")
+setting("image", "checkpoint_every", int, 500, minimum=1,
+        help="steps between checkpoints and validation passes")
+setting("image", "seed", int, 1, minimum=0, help="seed of the initial weights and the batch order")
+setting("image", "deterministic", bool, False,
+        help="deterministic ops: bit-identical reruns, somewhat slower")
+
+section("text", "The text path: download -> preprocess -> train -> evaluate and generate.")
+setting("text", "corpus", str, "nietzsche",
+        help="a tfpipe.datasets plugin of kind text_corpus, the path of a UTF-8 text file or an "
+             "http(s) URL (both read by the text_file plugin); its options go in datasets.<name>")
+setting("text", "model", str, "lstm",
+        help="a tfpipe.models plugin of kind char_language_model (lstm, gru, ...); its "
+             "hyper-parameters go in models.<name>")
+setting("text", "lowercase", bool, True,
+        help="lower-case the text first (a smaller vocabulary learns faster)")
+setting("text", "holdout", float, 0.05, minimum=0, maximum=1, open_min=True, open_max=True,
+        help="fraction at the end of the text held out for evaluation")
+setting("text", "window", int, 100, minimum=1,
+        help="characters per training sequence (a target at every position)")
+setting("text", "steps", int, 3500, minimum=1,
+        help="optimizer steps: about 10 min on 2 CPU cores (~40k chars/s)")
+setting("text", "batch_size", int, 64, minimum=1, help="sequences per optimizer step")
+setting("text", "learning_rate", float, 0.004, minimum=0, open_min=True,
+        help="learning rate of Adam (gradients clipped to norm 5)")
+setting("text", "checkpoint_every", int, 250, minimum=1,
+        help="steps between checkpoints and validation passes")
+setting("text", "seed", int, 1, minimum=0, help="seed of the initial weights and the batch order")
+setting("text", "deterministic", bool, False,
+        help="deterministic ops: bit-identical reruns, somewhat slower")
+setting("text", "temperatures", list, [0.2, 0.5, 1.0, 1.2], item=float, item_noun="temperature",
+        minimum=0, open_min=True, non_empty=True,
+        help="sampling temperatures, one sample each (generation only: never retrains)")
+setting("text", "length", int, 400, minimum=1, help="characters generated per temperature")
+setting("text", "sample_seed", int, 0, minimum=0,
+        help="seed of the seed passage and of the sampling")
+setting("text", "seed_length", int, 80, minimum=1,
+        help="characters of held-out text that start every sample")
+
+section("device", "How training uses the hardware (never changes what is learnt).")
+setting("device", "policy", (str, list), [], item=str, param="device",
+        help="tfpipe.devices policies: a name, a comma-separated list or a list, e.g. "
+             "[gpu, memory_growth]; []: TensorFlow's own defaults")
+setting("device", "options", dict, {}, param="device_options",
+        help="options of the device policies (ids, count, limit, cpus, workers, index, "
+             "fallback: cpu)")
+
+free_form("models", {"mlp": {}, "cnn": {"dropout": 0.4}, "lstm": {}, "gru": {}},
+          help="hyper-parameters of a model plugin, overriding the plugin's DEFAULTS "
+               "(cnn dropout 0.4: the classic tutorial used 0.5)",
+          params={"image": "model_params", "text": "model_params"},
+          selector={"image": "model", "text": "model"})
+free_form("datasets", {},
+          help="options of a dataset plugin, overriding the plugin's DEFAULTS (e.g. "
+               "image_folder: {path: /data/flowers, image_size: [64, 64]})",
+          params={"image": "dataset_options", "text": "corpus_options"},
+          selector={"image": "dataset", "text": "corpus"})
+
+
+# ----- lookups ------------------------------------------------------------------------------
+
+def of_section(name: str) -> list[Setting]:
+    return [declared for declared in SETTINGS.values() if declared.section == name]
+
+
+def get(path: str) -> Setting:
+    try:
+        return SETTINGS[path]
+    except KeyError:
+        raise ConfigError(f"no setting {path!r}; settings are {', '.join(SETTINGS)}") from None
+
+
+def default_values() -> dict[str, dict[str, Any]]:
+    """{section: {key: default}} of every section, free-form ones included (fresh copies)."""
+    import copy
+
+    values: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for declared in SETTINGS.values():
+        values[declared.section][declared.key] = copy.deepcopy(declared.default)
+    for declared_free in FREE_FORM.values():
+        values[declared_free.section] = copy.deepcopy(declared_free.default)
+    return values
