@@ -21,6 +21,7 @@ from luigi.cmdline_parser import CmdlineParser
 from luigi.task import flatten
 
 from tasks.base import MANIFEST, PipelineTask, read_manifest
+from tasks.checkpoints import checkpoint_steps
 from tasks.fingerprint import locate_module
 
 OriginOf = Callable[[str], "str | None"]
@@ -170,12 +171,10 @@ def closest_completed(task: PipelineTask) -> dict[str, Any] | None:
 
 
 def checkpoint_step(folder: Path) -> int | None:
-    """Step of the newest checkpoint an unfinished training left behind."""
-    state = folder / "checkpoints" / "checkpoint"
-    if not state.is_file():
-        return None
-    match = re.search(r'model_checkpoint_path:\s*"ckpt-(\d+)"', state.read_text("utf-8"))
-    return int(match.group(1)) if match else None
+    """Step of the newest checkpoint an unfinished training left behind (from the files, as
+    training itself finds them: a lost state file does not hide them)."""
+    steps = checkpoint_steps(folder)
+    return steps[0] if steps else None
 
 
 def _origin_lookup(run: luigi.Task | None) -> OriginOf:
