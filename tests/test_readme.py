@@ -46,7 +46,7 @@ def test_one_benchmark_section():
 def test_project_paths_named_in_the_readme_exist():
     named = set(re.findall(r"(?<![\w/.$-])((?:bench|tests|pipelines|tasks|plugins|deploy|docs)/[\w./-]*\w)", README))
     # `deploy/x.{service,timer}` names several files: check the part before the brace.
-    missing = sorted(path for path in named if "*" not in path and path + "{" not in README
+    missing = sorted(path for path in named if "*" not in path and path + ".{" not in README
                      and not (ROOT / path).exists())
     assert not missing, f"README names paths that do not exist: {missing}"
     assert "../shared" not in README, "README names the developers' ../shared folder"
