@@ -36,3 +36,13 @@ def test_run_ends_with_the_path_of_the_report(workspace):
     assert last.startswith("report: ") and last.endswith("report.html")
     report = Path(last.removeprefix("report: "))
     assert report.is_absolute() and report.is_file()
+
+
+def test_plugins_piped_into_head_ends_without_a_broken_pipe():
+    import subprocess
+    import sys
+
+    done = subprocess.run(f"{sys.executable} -m pipelines plugins | head -1", shell=True, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.startswith("datasets (tfpipe.datasets):")
+    assert "BrokenPipeError" not in done.stderr and "Traceback" not in done.stderr
