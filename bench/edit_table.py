@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import (  # noqa: E402
+from tests.conftest import (
     make_image_set,
     run_luigi,
     write_idx_folder,
@@ -51,14 +51,15 @@ def main() -> None:
             ("mlp plugin: a comment, a docstring, reformatting",
              lambda: replace_in(models / "mlp.py", '"""Multi', '# a comment\n\n"""Edited docs. Multi')),
             ("mlp plugin code: relu -> tanh", lambda: replace_in(models / "mlp.py", '"relu"', '"tanh"')),
-            ("config image.validation_size 50 -> 40",
-             lambda: config.write_text(base_config.replace("validation_size: 50", "validation_size: 40"))),
+            ("config image.validation_fraction 0.125 -> 0.1",
+             lambda: config.write_text(base_config.replace("validation_fraction: 0.125",
+                                                           "validation_fraction: 0.1"))),
             ("config image.learning_rate -> 0.002",
              lambda: config.write_text(config.read_text().replace("image:\n", "image:\n  learning_rate: 0.002\n", 1))),
             ("config image.learning_rate back to 0.001",
              lambda: config.write_text(config.read_text().replace("  learning_rate: 0.002\n", "", 1))),
-            ("mirror: image data files replaced with other content",
-             lambda: write_idx_folder(mirror / "tiny", make_image_set(seed=7))),
+            ("image data files (read in place) replaced with other content",
+             lambda: write_idx_folder(tmp / "data" / "tiny", make_image_set(seed=7))),
         ]
         print("| edit | tasks that ran again (stage/name) |")
         print("|---|---|")

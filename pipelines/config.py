@@ -28,8 +28,9 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "data": {"mirror": ((str, type(None)), False)},
     "image": {
         "dataset": (str, False),
+        "dataset_options": (dict, False),  # the dataset plugin's options, e.g. {path: ...}
         "model": (str, False),
-        "validation_size": (int, True),
+        "validation_fraction": (float, True),
         "split_seed": (int, False),
         "steps": (int, True),
         "batch_size": (int, True),

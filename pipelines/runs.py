@@ -136,7 +136,10 @@ class ImageRun(TrainingRun):
     Every parameter left unset comes from the config (``image`` section).
     """
 
-    dataset = luigi.OptionalParameter(default=None, description="mnist, fashion_mnist or your own")
+    dataset = luigi.OptionalParameter(default=None, description="a tfpipe.datasets plugin: mnist, "
+                                      "fashion_mnist, cifar10, image_folder, arrays, ...")
+    dataset_options = luigi.OptionalDictParameter(default=None,
+                                                  description='e.g. \'{"path": "/data/flowers"}\'')
     model = luigi.OptionalParameter(default=None, description="a tfpipe.models plugin: mlp, cnn, ...")
     steps = luigi.OptionalIntParameter(default=None)
     batch_size = luigi.OptionalIntParameter(default=None)
@@ -144,7 +147,8 @@ class ImageRun(TrainingRun):
     lr_schedule = luigi.OptionalParameter(default=None, description="constant or cosine")
     checkpoint_every = luigi.OptionalIntParameter(default=None)
     seed = luigi.OptionalIntParameter(default=None)
-    validation_size = luigi.OptionalIntParameter(default=None)
+    validation_fraction = luigi.OptionalFloatParameter(default=None,
+                                                       description="share of training samples held out")
     split_seed = luigi.OptionalIntParameter(default=None)
     deterministic = luigi.OptionalBoolParameter(default=None)
     model_params = luigi.OptionalDictParameter(default=None, description='e.g. \'{"hidden_units": 200}\'')
@@ -152,12 +156,12 @@ class ImageRun(TrainingRun):
 
     def run_name(self) -> str:
         evaluate = self.requires()
-        return f"image-{evaluate.dataset}-{evaluate.model}"
+        return f"image-{evaluate.dataset_label()}-{evaluate.model}"
 
     def requires(self) -> EvaluateImageModel:
         if "_evaluate" in self.__dict__:
             return self.__dict__["_evaluate"]
-        overrides = {key: getattr(self, key) for key in cfg.SCHEMA["image"]}
+        overrides = {key: recursively_unfreeze(getattr(self, key)) for key in cfg.SCHEMA["image"]}
         config = cfg.apply_overrides(self.resolved_config(), "image", overrides)
         self.__dict__["_merged"] = config
         image = config.values["image"]
@@ -173,6 +177,7 @@ class ImageRun(TrainingRun):
             model_params=params,
             **{key: image[key] for key in cfg.SCHEMA["image"]},
         )
+        task.requires().requires().check_settings(image["batch_size"])  # before anything runs
         self.__dict__["_evaluate"] = task
         return task
 
@@ -245,8 +250,8 @@ class FullRun(TrainingRun):
     mirror = luigi.OptionalParameter(default=None, description="data mirror root (default: $TFPIPE_DATA_MIRROR)")
 
     def requires(self) -> list[RunTask]:
-        shared = dict(config=self.config, workspace=self.workspace, mirror=self.mirror, device=self.device,
-                      device_options=self.device_options)
+        shared = {"config": self.config, "workspace": self.workspace, "mirror": self.mirror,
+                  "device": self.device, "device_options": self.device_options}
         return [ImageRun(**shared), TextRun(**shared)]
 
     def summary(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import random
 import subprocess
@@ -43,11 +44,35 @@ def write_idx_folder(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
     return folder
 
 
+def tiny_args(data: Path) -> list[str]:
+    """Small, fast ImageRun settings for end-to-end tests on the IDX folder `data` (read in
+    place by the `arrays` dataset plugin; 400 training samples, 50 of them held out)."""
+    return ["--dataset", "arrays", "--dataset-options", json.dumps({"path": str(data)}),
+            "--steps", "60", "--batch-size", "20", "--checkpoint-every", "20",
+            "--validation-fraction", "0.125"]
+
+
+# Run name of the tiny dataset: download/arrays-tiny-<hash>, train/arrays-tiny-mlp-<hash>, ...
+TINY_NAME = "arrays-tiny"
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """A tiny, learnable IDX dataset in tmp_path/data/tiny."""
+    return write_idx_folder(tmp_path / "data" / "tiny", make_image_set())
+
+
+@pytest.fixture
+def tiny(tiny_data: Path) -> list[str]:
+    """ImageRun arguments selecting the tiny dataset (see tiny_args)."""
+    return tiny_args(tiny_data)
+
+
 @pytest.fixture
 def mirror(tmp_path: Path) -> Path:
-    """A data mirror holding a tiny IDX dataset named `tiny`."""
+    """An empty data mirror (TFPIPE_DATA_MIRROR), so no test reads a real one by accident."""
     root = tmp_path / "mirror"
-    write_idx_folder(root / "tiny", make_image_set())
+    root.mkdir(exist_ok=True)
     return root
 
 
@@ -82,7 +107,7 @@ def run_luigi(args: list[str], workspace: Path, mirror: Path | None = None,
     started = time.time()
     command = [sys.executable, "-m", "luigi", "--module", "pipelines", *args, "--local-scheduler"]
     completed = subprocess.run(command, cwd=cwd, env=luigi_env(workspace, mirror, extra_path),
-                               capture_output=True, text=True, timeout=timeout)
+                               capture_output=True, text=True, timeout=timeout, check=False)
     return LuigiRun(completed, started)
 
 
@@ -102,15 +127,11 @@ def stages_written_since(workspace: Path, since: float) -> set[str]:
             if path.stat().st_mtime >= since}
 
 
-# Small, fast training settings for end-to-end tests.
-TINY = ["--dataset", "tiny", "--steps", "60", "--batch-size", "20", "--checkpoint-every", "20",
-        "--validation-size", "50"]
-
-
 def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
     """A few thousand characters of sentences over a small word list."""
     rng = random.Random(seed)
-    words = "The will to power is a thing of beauty and of truth ; what is good ? All that".split()
+    words = ["The", "will", "to", "power", "is", "a", "thing", "of", "beauty", "and", "of", "truth",
+             ";", "what", "is", "good", "?", "All", "that"]
     text = ""
     while len(text) < chars:
         text += " ".join(rng.choice(words) for _ in range(10)) + ".\n"
@@ -120,14 +141,16 @@ def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
 
 
 def write_tiny_full_config(folder: Path) -> Path:
-    """Tiny data for both paths in folder/mirror (image `tiny`, corpus `words`) and a config
-    selecting them with small, fast models; returns the config path (for FullRun)."""
-    write_idx_folder(folder / "mirror" / "tiny", make_image_set())
+    """Tiny data for both paths (image: folder/data/tiny read by the `arrays` plugin; corpus
+    `words` in folder/mirror) and a config selecting them with small, fast models; returns the
+    config path (for FullRun)."""
+    data = write_idx_folder(folder / "data" / "tiny", make_image_set())
     make_corpus(folder / "mirror" / "words" / "words.txt")  # a corpus found by name in the mirror
     config = folder / "tiny-full.yaml"
     config.write_text(
-        "image:\n  dataset: tiny\n  model: mlp\n  steps: 20\n  batch_size: 20\n  checkpoint_every: 20\n"
-        "  validation_size: 50\n"
+        f"image:\n  dataset: arrays\n  dataset_options: {{path: {json.dumps(str(data))}}}\n"
+        "  model: mlp\n  steps: 20\n  batch_size: 20\n  checkpoint_every: 20\n"
+        "  validation_fraction: 0.125\n"
         "text:\n  corpus: words\n  model: lstm\n  lowercase: false\n  window: 20\n  steps: 20\n"
         "  batch_size: 8\n  checkpoint_every: 20\n  temperatures: [0.5]\n  length: 30\n  seed_length: 10\n"
         "models:\n  lstm:\n    units: 16\n    embedding_dim: 8\n")

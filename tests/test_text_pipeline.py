@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
+    TINY_NAME,
     make_corpus,
     manifests,
     run_luigi,
@@ -129,4 +130,4 @@ def test_full_run_reports_the_image_and_the_text_path(workspace, tmp_path):
     data = manifests(workspace, "preprocess")
     metas = [json.loads(p.read_text())["record"] for p in data]
     assert {"lowercase": False} in [{"lowercase": m.get("lowercase")} for m in metas if "vocab_size" in m]
-    assert "| lstm on words |" in run.output and "| mlp on tiny |" in run.output
+    assert "| lstm on words |" in run.output and f"| mlp on {TINY_NAME} |" in run.output
