@@ -58,8 +58,8 @@ def main() -> None:
              lambda: config.write_text(config.read_text().replace("image:\n", "image:\n  learning_rate: 0.002\n", 1))),
             ("config image.learning_rate back to 0.001",
              lambda: config.write_text(config.read_text().replace("  learning_rate: 0.002\n", "", 1))),
-            ("mirror: image data files replaced with other content",
-             lambda: write_idx_folder(mirror / "tiny", make_image_set(seed=7))),
+            ("image data files (read in place) replaced with other content",
+             lambda: write_idx_folder(tmp / "data" / "tiny", make_image_set(seed=7))),
         ]
         print("| edit | tasks that ran again (stage/name) |")
         print("|---|---|")

@@ -63,19 +63,22 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=500, help="training steps of the small real run")
     parser.add_argument("--model", default="mlp")
-    parser.add_argument("--dataset", default="tiny", help="'tiny' is generated; others need --mirror")
+    parser.add_argument("--dataset", default="tiny",
+                        help="'tiny' is generated (read by the arrays plugin); others may need --mirror")
     parser.add_argument("--mirror", type=Path, help="data mirror root (default: a generated tiny dataset)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="tfpipe-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        mirror = args.mirror
-        if mirror is None:
+        mirror = args.mirror or tmp / "mirror"
+        dataset = ["--dataset", args.dataset]
+        if args.dataset == "tiny":
             from tests.conftest import make_image_set, write_idx_folder
 
-            mirror = tmp / "mirror"
-            write_idx_folder(mirror / "tiny", make_image_set(num_train=2000, num_test=500, size=28))
-        run = ["ImageRun", "--dataset", args.dataset, "--model", args.model, "--steps", str(args.steps),
+            data = write_idx_folder(tmp / "data" / "tiny",
+                                    make_image_set(num_train=2000, num_test=500, size=28))
+            dataset = ["--dataset", "arrays", "--dataset-options", json.dumps({"path": str(data)})]
+        run = ["ImageRun", *dataset, "--model", args.model, "--steps", str(args.steps),
                "--batch-size", "50", "--checkpoint-every", str(max(1, args.steps // 2)),
                "--validation-fraction", "0.1"]
         luigid, port = start_luigid(tmp / "luigid")

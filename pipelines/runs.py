@@ -164,7 +164,7 @@ class ImageRun(TrainingRun):
 
     def run_name(self) -> str:
         evaluate = self.requires()
-        return f"image-{evaluate.dataset}-{evaluate.model}"
+        return f"image-{evaluate.dataset_label()}-{evaluate.model}"
 
     def requires(self) -> EvaluateImageModel:
         if "_evaluate" in self.__dict__:

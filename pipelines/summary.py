@@ -18,7 +18,7 @@ def image_summary(evaluate: EvaluateImageModel) -> dict[str, Any]:
     metrics = evaluate.manifest()["record"]
     return {
         "path": "image",
-        "name": f"{evaluate.model} on {evaluate.dataset}",
+        "name": evaluate.title(),
         "metrics": {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"],
                     "val_accuracy": trained.get("val_accuracy")},
         "steps": trained["final_step"],

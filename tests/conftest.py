@@ -44,11 +44,35 @@ def write_idx_folder(folder: Path, arrays: dict[str, np.ndarray]) -> Path:
     return folder
 
 
+def tiny_args(data: Path) -> list[str]:
+    """Small, fast ImageRun settings for end-to-end tests on the IDX folder `data` (read in
+    place by the `arrays` dataset plugin; 400 training samples, 50 of them held out)."""
+    return ["--dataset", "arrays", "--dataset-options", json.dumps({"path": str(data)}),
+            "--steps", "60", "--batch-size", "20", "--checkpoint-every", "20",
+            "--validation-fraction", "0.125"]
+
+
+# Run name of the tiny dataset: download/arrays-tiny-<hash>, train/arrays-tiny-mlp-<hash>, ...
+TINY_NAME = "arrays-tiny"
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """A tiny, learnable IDX dataset in tmp_path/data/tiny."""
+    return write_idx_folder(tmp_path / "data" / "tiny", make_image_set())
+
+
+@pytest.fixture
+def tiny(tiny_data: Path) -> list[str]:
+    """ImageRun arguments selecting the tiny dataset (see tiny_args)."""
+    return tiny_args(tiny_data)
+
+
 @pytest.fixture
 def mirror(tmp_path: Path) -> Path:
-    """A data mirror holding a tiny IDX dataset named `tiny`."""
+    """An empty data mirror (TFPIPE_DATA_MIRROR), so no test reads a real one by accident."""
     root = tmp_path / "mirror"
-    write_idx_folder(root / "tiny", make_image_set())
+    root.mkdir(exist_ok=True)
     return root
 
 
@@ -103,11 +127,6 @@ def stages_written_since(workspace: Path, since: float) -> set[str]:
             if path.stat().st_mtime >= since}
 
 
-# Small, fast training settings for end-to-end tests.
-TINY = ["--dataset", "tiny", "--steps", "60", "--batch-size", "20", "--checkpoint-every", "20",
-        "--validation-fraction", "0.125"]  # 50 of the 400 training samples
-
-
 def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
     """A few thousand characters of sentences over a small word list."""
     rng = random.Random(seed)
@@ -122,17 +141,18 @@ def make_corpus(path: Path, chars: int = 4000, seed: int = 0) -> Path:
 
 
 def write_tiny_full_config(folder: Path) -> Path:
-    """Tiny data for both paths (image `tiny` in folder/mirror, the text file
-    folder/texts/words.txt) and a config selecting them with small, fast models; returns the
-    config path (for FullRun)."""
-    write_idx_folder(folder / "mirror" / "tiny", make_image_set())
-    corpus = make_corpus(folder / "texts" / "words.txt")  # a path: the text_file corpus `words`
+    """Tiny data for both paths (image: folder/data/tiny read in place by the `arrays` plugin;
+    text: the file folder/texts/words.txt, read by the `text_file` plugin) and a config
+    selecting them with small, fast models; returns the config path (for FullRun)."""
+    data = write_idx_folder(folder / "data" / "tiny", make_image_set())
+    corpus = make_corpus(folder / "texts" / "words.txt")
     config = folder / "tiny-full.yaml"
     config.write_text(
-        "image:\n  dataset: tiny\n  model: mlp\n  steps: 20\n  batch_size: 20\n  checkpoint_every: 20\n"
+        "image:\n  dataset: arrays\n  model: mlp\n  steps: 20\n  batch_size: 20\n  checkpoint_every: 20\n"
         "  validation_fraction: 0.125\n"
         f"text:\n  corpus: {json.dumps(str(corpus))}\n  model: lstm\n  lowercase: false\n"
         "  window: 20\n  steps: 20\n"
         "  batch_size: 8\n  checkpoint_every: 20\n  temperatures: [0.5]\n  length: 30\n  seed_length: 10\n"
+        f"datasets:\n  arrays:\n    path: {json.dumps(str(data))}\n"
         "models:\n  lstm:\n    units: 16\n    embedding_dim: 8\n")
     return config

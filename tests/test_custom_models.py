@@ -4,16 +4,16 @@ import json
 
 import pytest
 
-from tests.conftest import TINY, manifests, run_luigi
+from tests.conftest import TINY_NAME, manifests, run_luigi
 from tests.plugin_fixtures import install_custom_models
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("model", ["band_net", "module_net"])
-def test_custom_model_plugin_trains_exports_and_evaluates(model, workspace, mirror, tmp_path):
+def test_custom_model_plugin_trains_exports_and_evaluates(model, workspace, mirror, tiny, tmp_path):
     site = install_custom_models(tmp_path / "site")
-    run = run_luigi(["ImageRun", *TINY, "--model", model], workspace, mirror, extra_path=[site])
+    run = run_luigi(["ImageRun", *tiny, "--model", model], workspace, mirror, extra_path=[site])
     assert run.returncode == 0, run
     train_dir = manifests(workspace, "train")[0].parent
     record = json.loads((train_dir / "manifest.json").read_text())
@@ -25,13 +25,13 @@ def test_custom_model_plugin_trains_exports_and_evaluates(model, workspace, mirr
     metrics = json.loads((manifests(workspace, "evaluate")[0].parent / "metrics.json").read_text())
     assert metrics["count"] == 100 and metrics["accuracy"] > 0.5  # learnt, and evaluated via saved_model
     report = (manifests(workspace, "runs")[0].parent / "report.html").read_text()
-    assert f"{model} on tiny" in report and report.count("data:image/png;base64,") == 2
+    assert f"{model} on {TINY_NAME}" in report and report.count("data:image/png;base64,") == 2
 
 
-def test_tensorboard_reads_train_and_validation_curves(workspace, mirror):
+def test_tensorboard_reads_train_and_validation_curves(workspace, mirror, tiny):
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
-    assert run_luigi(["ImageRun", *TINY, "--model", "mlp"], workspace, mirror).returncode == 0
+    assert run_luigi(["ImageRun", *tiny, "--model", "mlp"], workspace, mirror).returncode == 0
     # What `tensorboard --logdir workspace/train` loads: one run per train/validation folder.
     logs = EventMultiplexer().AddRunsFromDirectory(str(workspace / "train")).Reload()
     runs = {run.rsplit("/", 1)[-1]: tags["tensors"] for run, tags in logs.Runs().items()}

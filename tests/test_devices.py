@@ -21,7 +21,7 @@ from plugins.devices import memory_limit
 from plugins.errors import TfpipeError
 from tasks import devices
 from tasks.protocol import run_stage
-from tests.conftest import ROOT, TINY, luigi_env, manifests, run_luigi, stages_written_since
+from tests.conftest import ROOT, luigi_env, manifests, run_luigi, stages_written_since
 from tests.device_probe import ProbeDevice
 from tests.plugin_fixtures import install_fake_distribution
 
@@ -82,8 +82,8 @@ def test_config_section_and_command_line_choose_the_policy(tmp_path):
 
 def test_gpu_policy_without_a_gpu_is_a_clear_error_or_the_cpu(tmp_path, fake_gpus):
     fake_gpus("")
-    with pytest.raises(TfpipeError, match="needs a GPU but none is visible.*fallback: cpu"), \
-            devices.applied(["gpu", "memory_growth"], {}, tmp_path, "t"):
+    with (pytest.raises(TfpipeError, match="needs a GPU but none is visible.*fallback: cpu"),
+          devices.applied(["gpu", "memory_growth"], {}, tmp_path, "t")):
         pass
     with devices.applied(["gpu", "memory_growth"], {"fallback": "cpu"}, tmp_path, "t") as plan:
         assert plan.effective == ["cpu"] and plan.gpu_ids is None
@@ -98,15 +98,15 @@ def test_gpu_ids_and_environment_are_handed_out(tmp_path, fake_gpus):
             assert second.env == {"CUDA_VISIBLE_DEVICES": "1"}
         with devices.applied(["mirrored"], {"count": 2}, tmp_path, "c") as mirrored:
             assert mirrored.gpu_ids == ["1", "2"] and mirrored.env == {"CUDA_VISIBLE_DEVICES": "1,2"}
-    with pytest.raises(TfpipeError, match="GPU id 7 is not visible"), \
-            devices.applied(["gpu"], {"ids": [7]}, tmp_path, "d"):
+    with (pytest.raises(TfpipeError, match="GPU id 7 is not visible"),
+          devices.applied(["gpu"], {"ids": [7]}, tmp_path, "d")):
         pass
     with devices.applied(["multi_worker"], {"workers": ["10.0.0.1:2222", "10.0.0.2:2222"], "index": 1},
                          tmp_path, "e") as worker:
         assert json.loads(worker.env["TF_CONFIG"]) == {
             "cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]}, "task": {"type": "worker", "index": 1}}
-    with pytest.raises(TfpipeError, match="index must be 0..1"), \
-            devices.applied(["multi_worker"], {"workers": ["a:1", "b:2"], "index": 2}, tmp_path, "f"):
+    with (pytest.raises(TfpipeError, match="index must be 0..1"),
+          devices.applied(["multi_worker"], {"workers": ["a:1", "b:2"], "index": 2}, tmp_path, "f")):
         pass
 
 
@@ -149,10 +149,10 @@ def test_gpu_resource_follows_the_policy(fake_gpus):
     from tasks.image.train import TrainImageModel
 
     fake_gpus("0,1")
-    common = {"dataset": "tiny", "dataset_options": {}, "model": "mlp", "model_params": {},
-              "validation_fraction": 0.125, "split_seed": 0, "mirror": None, "steps": 20,
-              "batch_size": 20, "learning_rate": 0.001, "lr_schedule": "constant", "seed": 1,
-              "checkpoint_every": 20}
+    common = {"dataset": "arrays", "dataset_options": {"path": "/nowhere"}, "model": "mlp",
+              "validation_fraction": 0.125, "split_seed": 0, "mirror": None, "model_params": {},
+              "steps": 20, "batch_size": 20, "learning_rate": 0.001, "lr_schedule": "constant",
+              "seed": 1, "checkpoint_every": 10}
     assert TrainImageModel(**common).process_resources() == {}
     assert TrainImageModel(**common, device=["gpu"]).process_resources() == {"gpu": 1}
     assert TrainImageModel(**common, device=["mirrored"], device_options={"cpus": 2}).process_resources() == {}
@@ -199,8 +199,9 @@ def test_each_builtin_policy_sets_the_tf_config_state_it_promises(tmp_path, fake
 # ----- training through the pipeline -----------------------------------------------------------
 
 @pytest.mark.slow
-def test_mirrored_trains_over_two_cpu_replicas_and_does_not_change_the_fingerprint(workspace, mirror):
-    run = run_luigi(["ImageRun", *TINY, "--model", "mlp", "--device", "mirrored",
+def test_mirrored_trains_over_two_cpu_replicas_and_does_not_change_the_fingerprint(workspace, mirror,
+                                                                                     tiny):
+    run = run_luigi(["ImageRun", *tiny, "--model", "mlp", "--device", "mirrored",
                      "--device-options", '{"cpus": 2}'], workspace, mirror)
     assert run.returncode == 0, run
     record = json.loads(manifests(workspace, "train")[0].read_text())["record"]
@@ -209,7 +210,7 @@ def test_mirrored_trains_over_two_cpu_replicas_and_does_not_change_the_fingerpri
     assert (device["strategy"], device["replicas"]) == ("MirroredStrategy", 2)
     assert device["applied"]["mirrored"]["replica_devices"] == ["/device:CPU:0", "/device:CPU:1"]
     # The same model asked for without a device policy is already there.
-    again = run_luigi(["ImageRun", *TINY, "--model", "mlp"], workspace, mirror)
+    again = run_luigi(["ImageRun", *tiny, "--model", "mlp"], workspace, mirror)
     assert again.returncode == 0 and stages_written_since(workspace, again.started) == set()
 
 
@@ -224,9 +225,9 @@ print("EQUAL" if same else "DIFFERENT", len(names))
 
 
 @pytest.mark.slow
-def test_multi_worker_trains_in_two_processes_to_the_same_weights(tmp_path, mirror):
+def test_multi_worker_trains_in_two_processes_to_the_same_weights(tmp_path, mirror, tiny):
     workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
-    command = [sys.executable, "-m", "luigi", "--module", "pipelines", "ImageRun", *TINY, "--model", "mlp",
+    command = [sys.executable, "-m", "luigi", "--module", "pipelines", "ImageRun", *tiny, "--model", "mlp",
                "--device", "multi_worker", "--local-scheduler"]
     processes = []
     for index in range(2):
@@ -242,9 +243,9 @@ def test_multi_worker_trains_in_two_processes_to_the_same_weights(tmp_path, mirr
         assert record["device"]["strategy"] == "CollectiveAllReduceStrategy"
         assert record["device"]["replicas"] == 2 and record["final_step"] == 60
         assert record["device"]["applied"]["multi_worker"]["task"]["index"] == index
-    compared = subprocess.run([sys.executable, "-c", CHECKPOINTS_EQUAL, *(str(f / "checkpoints") for f in folders)],
-                              capture_output=True, text=True, check=False,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    compared = subprocess.run([sys.executable, "-c", CHECKPOINTS_EQUAL,
+                               *(str(f / "checkpoints") for f in folders)], check=False,
+                              capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert compared.stdout.split()[0] == "EQUAL", compared.stdout + compared.stderr
 
 
@@ -286,17 +287,19 @@ from pipelines.runs import ImageRun
 
 class TwoRuns(luigi.WrapperTask):
     device_options = luigi.DictParameter()
+    data = luigi.Parameter()
 
     def requires(self):
-        return [ImageRun(dataset="tiny", model="mlp", steps=20, batch_size=20, checkpoint_every=20,
-                         validation_fraction=0.125, seed=seed, device="gpu,rendezvous",
-                         device_options=self.device_options) for seed in (1, 2)]
+        return [ImageRun(dataset="arrays", dataset_options={"path": self.data}, model="mlp", steps=20,
+                         batch_size=20, checkpoint_every=20, validation_fraction=0.125, seed=seed,
+                         device="gpu,rendezvous", device_options=self.device_options)
+                for seed in (1, 2)]
 '''
 
 
 @pytest.mark.slow
 def test_two_concurrent_trainings_get_different_gpus_and_a_third_party_policy_works(workspace, mirror,
-                                                                                     tmp_path):
+                                                                                     tmp_path, tiny_data):
     site = install_fake_distribution(
         tmp_path / "site", "tfpipe-rendezvous", "0.1", {"rendezvous.py": RENDEZVOUS, "tworuns.py": TWO_RUNS},
         {"tfpipe.devices": {"rendezvous": "rendezvous"}})
@@ -308,7 +311,7 @@ def test_two_concurrent_trainings_get_different_gpus_and_a_third_party_policy_wo
     # provably run at the same time; CUDA sees no GPU here, hence fallback: cpu.
     options = json.dumps({"barrier": str(tmp_path / "barrier"), "parties": 2, "fallback": "cpu"})
     run = subprocess.run([sys.executable, "-m", "luigi", "--module", "tworuns", "TwoRuns", "--workers", "2",
-                          "--device-options", options, "--local-scheduler"],
+                          "--device-options", options, "--data", str(tiny_data), "--local-scheduler"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     records = [json.loads(path.read_text())["record"]["device"] for path in manifests(workspace, "train")]

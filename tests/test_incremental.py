@@ -3,14 +3,27 @@ import shutil
 
 import pytest
 
-from tests.conftest import ROOT, TINY, make_image_set, run_luigi, write_idx_folder, written_since
+from tests.conftest import (
+    ROOT,
+    TINY_NAME,
+    make_image_set,
+    run_luigi,
+    write_idx_folder,
+    written_since,
+)
 
 pytestmark = pytest.mark.slow
 
-MLP = ["ImageRun", *TINY, "--model", "mlp"]
-CNN = ["ImageRun", *TINY, "--model", "cnn", "--model-params",
-       '{"filters1": 4, "filters2": 4, "dense_units": 16}']
-MLP_CHAIN = {"train/tiny-mlp", "evaluate/tiny-mlp", "runs/image-tiny-mlp"}
+T = TINY_NAME
+MLP_CHAIN = {f"train/{T}-mlp", f"evaluate/{T}-mlp", f"runs/image-{T}-mlp"}
+
+
+@pytest.fixture
+def runs(tiny):
+    """(mlp, cnn) ImageRun command lines on the tiny dataset."""
+    return (["ImageRun", *tiny, "--model", "mlp"],
+            ["ImageRun", *tiny, "--model", "cnn", "--model-params",
+             '{"filters1": 4, "filters2": 4, "dense_units": 16}'])
 
 
 @pytest.fixture
@@ -23,39 +36,41 @@ def project(tmp_path):
     return copy
 
 
-def run_both(project, workspace, mirror, extra=()):
+def run_both(project, workspace, mirror, runs, extra=()):
     """Rerun both models; return the task folders written by this rerun."""
     started = None
-    for args in (MLP, CNN):
+    for args in runs:
         run = run_luigi([*args, *extra], workspace, mirror, extra_path=[project], cwd=project)
         assert run.returncode == 0, run
         started = started or run.started
     return written_since(workspace, started)
 
 
-def test_each_edit_reruns_exactly_what_it_touches(project, workspace, mirror):
-    assert run_both(project, workspace, mirror) >= {"train/tiny-mlp", "train/tiny-cnn", "download/tiny"}
-    assert run_both(project, workspace, mirror) == set()
+def test_each_edit_reruns_exactly_what_it_touches(project, workspace, mirror, runs, tiny_data):
+    first = run_both(project, workspace, mirror, runs)
+    assert first >= {f"train/{T}-mlp", f"train/{T}-cnn", f"download/{T}"}
+    assert run_both(project, workspace, mirror, runs) == set()
 
     mlp = project / "plugins" / "models" / "mlp.py"
     source = mlp.read_text()
     mlp.write_text(source.replace('activation="relu"', 'activation="tanh"'))
-    assert run_both(project, workspace, mirror) == MLP_CHAIN  # cnn, data: reused
+    assert run_both(project, workspace, mirror, runs) == MLP_CHAIN  # cnn, data: reused
 
     mlp.write_text('# a comment\n\n' + mlp.read_text().replace('"""Multi', '"""Edited docs. Multi')
                    .replace("hidden_units: int = 100", "hidden_units:int=100"))
-    assert run_both(project, workspace, mirror) == set()  # cosmetic: nothing
+    assert run_both(project, workspace, mirror, runs) == set()  # cosmetic: nothing
 
-    assert run_both(project, workspace, mirror, ["--validation-fraction", "0.1"]) == {
-        "preprocess/tiny", "train/tiny-mlp", "evaluate/tiny-mlp", "runs/image-tiny-mlp",
-        "train/tiny-cnn", "evaluate/tiny-cnn", "runs/image-tiny-cnn"}  # not the download
+    assert run_both(project, workspace, mirror, runs, ["--validation-fraction", "0.1"]) == {
+        f"preprocess/{T}", f"train/{T}-mlp", f"evaluate/{T}-mlp", f"runs/image-{T}-mlp",
+        f"train/{T}-cnn", f"evaluate/{T}-cnn", f"runs/image-{T}-cnn"}  # not the download
 
-    write_idx_folder(mirror / "tiny", make_image_set(seed=99))  # same names, other content
-    assert "download/tiny" in run_both(project, workspace, mirror)
+    write_idx_folder(tiny_data, make_image_set(seed=99))  # same names, other content
+    assert f"download/{T}" in run_both(project, workspace, mirror, runs)
 
 
-def test_switching_a_value_back_costs_nothing(project, workspace, mirror):
+def test_switching_a_value_back_costs_nothing(project, workspace, mirror, runs):
+    mlp = runs[0]
     for lr in ("0.001", "0.002"):
-        assert run_luigi([*MLP, "--learning-rate", lr], workspace, mirror, cwd=project).returncode == 0
-    back = run_luigi([*MLP, "--learning-rate", "0.001"], workspace, mirror, cwd=project)
+        assert run_luigi([*mlp, "--learning-rate", lr], workspace, mirror, cwd=project).returncode == 0
+    back = run_luigi([*mlp, "--learning-rate", "0.001"], workspace, mirror, cwd=project)
     assert back.returncode == 0 and written_since(workspace, back.started) == set()

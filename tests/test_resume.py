@@ -10,12 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, luigi_env, manifests, run_luigi
+from tests.conftest import ROOT, luigi_env, manifests, run_luigi, tiny_args
 
 pytestmark = pytest.mark.slow
 
-ARGS = ["ImageRun", "--dataset", "tiny", "--model", "mlp", "--steps", "4000", "--batch-size", "20",
-        "--checkpoint-every", "100", "--validation-fraction", "0.125", "--deterministic"]
+
+def resume_args(data: Path) -> list[str]:
+    """Many epochs (17 steps each), so the kill lands mid-epoch with a partly skipped epoch."""
+    return ["ImageRun", *tiny_args(data), "--model", "mlp", "--steps", "4000", "--batch-size", "20",
+            "--checkpoint-every", "100", "--deterministic"]
 
 
 def final_weights(workspace: Path) -> dict[str, np.ndarray]:
@@ -40,11 +43,13 @@ def workers_writing_into(workspace: Path) -> list[str]:
     return found
 
 
-def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_path, mirror):
+def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_path, mirror,
+                                                                             tiny_data):
     reference_ws, killed_ws = tmp_path / "reference", tmp_path / "killed"
-    assert run_luigi(ARGS, reference_ws, mirror).returncode == 0
+    args = resume_args(tiny_data)
+    assert run_luigi(args, reference_ws, mirror).returncode == 0
 
-    command = [sys.executable, "-m", "luigi", "--module", "pipelines", *ARGS, "--local-scheduler"]
+    command = [sys.executable, "-m", "luigi", "--module", "pipelines", *args, "--local-scheduler"]
     run = subprocess.Popen(command, cwd=ROOT, env=luigi_env(killed_ws, mirror),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -58,7 +63,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_
     assert workers_writing_into(killed_ws) == []  # the TF child died with its parent
     assert manifests(killed_ws, "train") == []  # a killed training never looks complete
 
-    rerun = run_luigi(ARGS, killed_ws, mirror)
+    rerun = run_luigi(args, killed_ws, mirror)
     assert rerun.returncode == 0, rerun
     record = json.loads(manifests(killed_ws, "train")[0].read_text())["record"]
     assert 0 < record["resumed_from"] < 4000

@@ -21,17 +21,20 @@ import pytest
 
 from tests.conftest import (
     ROOT,
-    TINY,
+    TINY_NAME,
     luigi_env,
     manifests,
     stages_written_since,
+    tiny_args,
     write_tiny_full_config,
 )
 
 pytestmark = pytest.mark.slow
 
-SLOW_TRAIN = ["--dataset", "tiny", "--model", "mlp", "--steps", "1500", "--batch-size", "20",
-              "--checkpoint-every", "100", "--validation-fraction", "0.125"]
+
+def slow_train(data: Path) -> list[str]:
+    """The tiny dataset, trained long enough to be caught mid-training."""
+    return [*tiny_args(data), "--model", "mlp", "--steps", "1500", "--checkpoint-every", "100"]
 
 
 def free_port() -> int:
@@ -134,7 +137,8 @@ def test_documented_scheduler_command_listens_on_loopback_only(luigid):
     assert listening_addresses(luigid.port) == {"0100007F"}  # 127.0.0.1, not 0.0.0.0 or ::
     assert (luigid.state_dir / "luigi-server.log").exists()
     readme = (ROOT / "README.md").read_text()
-    documented = re.findall(r"^(?:\.venv/bin/)?(luigid .*|python -m pipelines scheduler.*)$", readme, re.MULTILINE)
+    pattern = r"^(?:\.venv/bin/)?(luigid .*|python -m pipelines scheduler.*)$"
+    documented = re.findall(pattern, readme, re.MULTILINE)
     assert documented, "README documents no scheduler command"
     for line in documented:
         if line.startswith("luigid"):
@@ -144,8 +148,9 @@ def test_documented_scheduler_command_listens_on_loopback_only(luigid):
     assert "--address 127.0.0.1" in unit
 
 
-def test_luigid_shows_graph_status_and_training_progress(tmp_path, mirror, workspace, luigid):
-    run = start(["ImageRun", *SLOW_TRAIN], workspace, mirror, luigid.args())
+def test_luigid_shows_graph_status_and_training_progress(tmp_path, mirror, workspace, luigid,
+                                                         tiny_data):
+    run = start(["ImageRun", *slow_train(tiny_data)], workspace, mirror, luigid.args())
     seen = []
 
     def training_progress() -> bool:
@@ -171,10 +176,10 @@ def test_luigid_shows_graph_status_and_training_progress(tmp_path, mirror, works
 
 
 @pytest.mark.parametrize("scheduler", ["luigid", "local"])
-def test_two_concurrent_runs_train_once(request, tmp_path, mirror, workspace, scheduler):
+def test_two_concurrent_runs_train_once(request, tmp_path, mirror, workspace, scheduler, tiny_data):
     where = request.getfixturevalue("luigid").args() if scheduler == "luigid" else None
     # --no-lock: the same command twice would otherwise be refused by luigi's pid lock.
-    args = ["ImageRun", *SLOW_TRAIN, "--no-lock"]
+    args = ["ImageRun", *slow_train(tiny_data), "--no-lock"]
     first = start(args, workspace, mirror, where)
     wait_for(lambda: list(workspace.glob("train/*/attempts.jsonl")), first, "training to start")
     second = start(args, workspace, mirror, where)  # starts while the first one trains
@@ -187,13 +192,14 @@ def test_two_concurrent_runs_train_once(request, tmp_path, mirror, workspace, sc
         assert len(attempts(folders[0])) == 1, f"{stage} ran {len(attempts(folders[0]))} times"
 
 
-def test_killed_worker_under_luigid_resumes_on_rerun(tmp_path, mirror, workspace, luigid):
-    run = start(["ImageRun", *SLOW_TRAIN], workspace, mirror, luigid.args())
+def test_killed_worker_under_luigid_resumes_on_rerun(tmp_path, mirror, workspace, luigid,
+                                                     tiny_data):
+    run = start(["ImageRun", *slow_train(tiny_data)], workspace, mirror, luigid.args())
     wait_for(lambda: list(workspace.glob("train/*/checkpoints/ckpt-*.index")), run, "a checkpoint")
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
     killed_at = time.time()
-    rerun = start(["ImageRun", *SLOW_TRAIN], workspace, mirror, luigid.args())
+    rerun = start(["ImageRun", *slow_train(tiny_data)], workspace, mirror, luigid.args())
     code, output = finish(rerun)
     assert code == 0, output
     train = manifests(workspace, "train")[0].parent
@@ -205,32 +211,35 @@ def test_killed_worker_under_luigid_resumes_on_rerun(tmp_path, mirror, workspace
 
 
 def test_failing_task_exits_nonzero_with_one_line_reason(tmp_path, mirror, workspace, luigid):
-    broken = mirror / "broken"  # present, so scheduling works; unreadable, so the download fails
+    broken = tmp_path / "broken"  # present, so scheduling works; unreadable, so the download fails
     broken.mkdir()
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
                  "t10k-labels-idx1-ubyte.gz"):
         (broken / name).write_bytes(b"not an IDX file")
-    args = ["ImageRun", *TINY, "--model", "mlp", "--dataset", "broken"]
+    args = ["ImageRun", *tiny_args(broken), "--model", "mlp"]
     code, output = finish(start(args, workspace, mirror, luigid.args()))
     assert code == 30, output
     last = output.strip().splitlines()[-1]
     assert last.startswith("tfpipe: FAILED (exit 30): ImageRun"), last
     assert "DownloadImageDataset" in last and "broken" in last, last
-    assert len(attempts(next((workspace / "download").glob("broken-*")))) == 2  # failed, retried once, disabled
+    # Failed, retried once, disabled.
+    assert len(attempts(next((workspace / "download").glob("arrays-broken-*")))) == 2
     plain, output = finish(start(args, workspace, mirror, luigid.args(), wrapper=False))
     assert plain != 0, output
 
 
-def test_scheduling_error_exits_nonzero_with_its_reason(tmp_path, mirror, workspace):
-    code, output = finish(start(["ImageRun", *TINY, "--model", "mlp", "--dataset", "not_in_mirror"],
+def test_scheduling_error_exits_nonzero_with_its_reason(tmp_path, mirror, workspace, tiny_data):
+    code, output = finish(start(["ImageRun", *tiny_args(tiny_data), "--model", "mlp",
+                                 "--dataset", "not_in_mirror"],
                                 workspace, mirror))
     assert code == 35, output
     last = output.strip().splitlines()[-1]
-    assert last.startswith("tfpipe: FAILED (exit 35)") and "unknown dataset 'not_in_mirror'" in last, last
+    assert last.startswith("tfpipe: FAILED (exit 35)"), last
+    assert "no dataset named 'not_in_mirror'" in last, last
 
 
-def test_same_command_twice_exits_already_running(tmp_path, mirror, workspace):
-    args = ["ImageRun", *SLOW_TRAIN]
+def test_same_command_twice_exits_already_running(tmp_path, mirror, workspace, tiny_data):
+    args = ["ImageRun", *slow_train(tiny_data)]
     first = start(args, workspace, mirror)
     wait_for(lambda: list(workspace.glob("train/*/attempts.jsonl")), first, "training to start")
     code, output = finish(start(args, workspace, mirror))
@@ -244,15 +253,15 @@ def test_nightly_scheduled_run_with_no_change_trains_nothing(tmp_path, workspace
     mirror = tmp_path / "mirror"
     night1 = subprocess.run([sys.executable, "-m", "pipelines", "scheduled", "--date", "2024-05-01",
                              "--config", str(config), "--local-scheduler"], cwd=ROOT,
-                            env=luigi_env(workspace, mirror), capture_output=True, text=True, timeout=600,
-                            check=False)
+                            env=luigi_env(workspace, mirror), capture_output=True, text=True,
+                            timeout=600, check=False)
     assert night1.returncode == 0, night1.stderr[-4000:]
     since = time.time()
     time.sleep(1.1)  # manifest times have 1 s resolution
     night2 = subprocess.run([sys.executable, "-m", "pipelines", "scheduled", "--date", "2024-05-02",
                              "--config", str(config), "--local-scheduler"], cwd=ROOT,
-                            env=luigi_env(workspace, mirror), capture_output=True, text=True, timeout=600,
-                            check=False)
+                            env=luigi_env(workspace, mirror), capture_output=True, text=True,
+                            timeout=600, check=False)
     assert night2.returncode == 0, night2.stderr[-4000:]
     assert stages_written_since(workspace, since) == {"runs"}
     reports = sorted((workspace / "runs").glob("scheduled-*"))
@@ -262,18 +271,20 @@ def test_nightly_scheduled_run_with_no_change_trains_nothing(tmp_path, workspace
     assert {row["status"] for row in stages} == {"reused"}
     first = json.loads((reports[0] / "stages.json").read_text())
     assert any(row["stage"] == "train" and row["status"] == "ran" for row in first)
-    assert "mlp on tiny" in (reports[1] / "summary.md").read_text()
+    assert f"mlp on {TINY_NAME}" in (reports[1] / "summary.md").read_text()
 
 
-def test_restarting_luigid_mid_run_finishes_the_job_without_double_work(tmp_path, mirror, workspace, luigid):
-    first = start(["ImageRun", *SLOW_TRAIN], workspace, mirror, luigid.args())
+def test_restarting_luigid_mid_run_finishes_the_job_without_double_work(tmp_path, mirror, workspace,
+                                                                        luigid, tiny_data):
+    first = start(["ImageRun", *slow_train(tiny_data)], workspace, mirror, luigid.args())
     wait_for(lambda: list(workspace.glob("train/*/checkpoints/checkpoint")), first, "a first checkpoint")
     luigid.process.kill()  # the scheduler dies mid-training ...
     luigid.process.wait()
     restarted = launch_luigid(luigid.port, luigid.state_dir, tmp_path)  # ... and comes back
     try:
         # --no-lock: the same command line on one host would otherwise exit "already running".
-        second = start(["ImageRun", *SLOW_TRAIN, "--no-lock"], workspace, mirror, restarted.args())
+        second = start(["ImageRun", *slow_train(tiny_data), "--no-lock"], workspace, mirror,
+                       restarted.args())
         code, output = finish(second)
         assert code == 0, output
         first_code, first_output = finish(first)

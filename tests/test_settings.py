@@ -17,7 +17,7 @@ from pipelines import settings
 from pipelines.params import show
 from pipelines.runs import FullRun, ImageRun, ScheduledRun, TextRun
 from tasks.base import PipelineTask
-from tests.conftest import ROOT, TINY, run_luigi, write_tiny_full_config
+from tests.conftest import ROOT, run_luigi, write_tiny_full_config
 
 # Run-task parameters that are not settings: which file to read and where results go.
 NOT_SETTINGS = {"config", "workspace", "date"}
@@ -129,18 +129,18 @@ def test_luigi_help_shows_each_settings_default_and_meaning(run, default):
             and f"(default: {default}, config key {section}.learning_rate)" in text), text
 
 
-def test_model_of_the_wrong_kind_fails_in_the_luigi_process_before_any_task_runs(workspace, mirror):
-    run = run_luigi(["ImageRun", *TINY, "--model", "lstm"], workspace, mirror)
+def test_model_of_the_wrong_kind_fails_in_the_luigi_process_before_any_task_runs(workspace, mirror, tiny):
+    run = run_luigi(["ImageRun", *tiny, "--model", "lstm"], workspace, mirror)
     assert run.returncode != 0
     assert ("command line --model: model 'lstm' is a char_language_model plugin; this path needs "
             "a image_classifier: cnn, mlp") in run.output
     assert not workspace.exists() or not any(workspace.iterdir())  # no task ran
 
 
-def test_unknown_model_option_names_the_config_file_and_line(workspace, mirror, tmp_path):
+def test_unknown_model_option_names_the_config_file_and_line(workspace, mirror, tmp_path, tiny):
     config = tmp_path / "mine.yaml"
     config.write_text("models:\n  mlp:\n    hidden_unit: 8\n")
-    run = run_luigi(["ImageRun", *TINY, "--model", "mlp", "--config", str(config)], workspace,
+    run = run_luigi(["ImageRun", *tiny, "--model", "mlp", "--config", str(config)], workspace,
                     mirror)
     assert run.returncode != 0
     assert (f"{config}:3: unknown hyper-parameter 'hidden_unit' for model plugin 'mlp' "
@@ -150,25 +150,28 @@ def test_unknown_model_option_names_the_config_file_and_line(workspace, mirror, 
 
 def test_full_run_refuses_a_bad_image_setting_before_the_text_path_runs(workspace, tmp_path):
     config = write_tiny_full_config(tmp_path)
-    config.write_text(config.read_text().replace("model: mlp", "model: gru"))
+    text = config.read_text().replace("model: mlp", "model: gru")
+    config.write_text(text)
+    line = text.splitlines().index("  model: gru") + 1
     run = run_luigi(["FullRun", "--config", str(config)], workspace, tmp_path / "mirror")
     assert run.returncode != 0
-    assert f"{config}:3: model 'gru' is a char_language_model plugin" in run.output
+    assert f"{config}:{line}: model 'gru' is a char_language_model plugin" in run.output
     assert not workspace.exists() or not any(workspace.iterdir())  # the text path trained nothing
 
 
-def test_nan_learning_rate_is_rejected_with_the_flag(workspace, mirror):
-    run = run_luigi(["ImageRun", *TINY, "--model", "mlp", "--learning-rate", "nan"], workspace,
+def test_nan_learning_rate_is_rejected_with_the_flag(workspace, mirror, tiny):
+    run = run_luigi(["ImageRun", *tiny, "--model", "mlp", "--learning-rate", "nan"], workspace,
                     mirror)
     assert run.returncode != 0
     assert "command line --learning-rate: image.learning_rate must be a finite number, got nan" in (
         run.output)
 
 
-def test_default_validation_fraction_works_on_a_tiny_dataset(workspace, mirror):
-    from tasks.image.data import PreprocessImages
+def test_default_validation_fraction_works_on_a_tiny_dataset(workspace, mirror, tiny_data):
+    from tasks.image.preprocess import PreprocessImages
 
-    run = ImageRun(dataset="tiny", model="mlp", mirror=str(mirror), workspace=str(workspace))
+    run = ImageRun(dataset="arrays", dataset_options={"path": str(tiny_data)}, model="mlp", mirror=str(mirror),
+                   workspace=str(workspace))
     preprocess = next(task for task in _graph(run.requires()) if isinstance(task, PreprocessImages))
     assert preprocess.validation_fraction == settings.get("image.validation_fraction").default
     assert luigi.build([preprocess], local_scheduler=True, log_level="WARNING")

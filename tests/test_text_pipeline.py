@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import (
+    TINY_NAME,
     make_corpus,
     manifests,
     run_luigi,
     stages_written_since,
     write_tiny_full_config,
 )
-from tests.plugin_fixtures import install_fake_distribution
 
 pytestmark = pytest.mark.slow
 
@@ -138,54 +138,4 @@ def test_full_run_reports_the_image_and_the_text_path(workspace, tmp_path):
     data = manifests(workspace, "preprocess")
     metas = [json.loads(p.read_text())["record"] for p in data]
     assert {"lowercase": False} in [{"lowercase": m.get("lowercase")} for m in metas if "vocab_size" in m]
-    assert "| lstm on words |" in run.output and "| mlp on tiny |" in run.output
-
-
-MINE_PLUGIN = '''
-"""A third-party text corpus: every .txt file of its folder, in name order, one text."""
-from pathlib import Path
-
-from plugins.datasets.api import DataError, TextCorpus
-
-KIND = "text_corpus"
-DEFAULTS = {"separator": "\\n"}
-
-
-def locate(folder, options):
-    parts = sorted(Path(folder).glob("*.txt"))
-    return {f"part{i}": path for i, path in enumerate(parts)} or None
-
-
-def open_dataset(files, options):
-    texts = [files[role].read_text("utf-8") for role in sorted(files)]
-    if not all(texts):
-        raise DataError(f"{sorted(files.values())}: an empty part")
-    return TextCorpus(options["separator"].join(texts), str(Path(files["part0"]).parent))
-'''
-
-
-def test_a_third_party_text_dataset_plugin_runs_by_name(workspace, tmp_path):
-    site = install_fake_distribution(
-        tmp_path / "site", "tfpipe-minecorpus", "2.0.1",
-        {"minecorpus/__init__.py": "", "minecorpus/corpus.py": MINE_PLUGIN},
-        {"tfpipe.datasets": {"mine": "minecorpus.corpus"}})
-    mirror = tmp_path / "mirror"
-    parts = [make_corpus(mirror / "mine" / f"{name}.txt", chars=1500, seed=seed)
-             for seed, name in enumerate(("a", "b"))]
-    run = run_luigi(["TextRun", "--corpus", "mine", "--corpus-options", '{"separator": "\\n\\n"}',
-                     "--model", "lstm", *TINY_TEXT], workspace, mirror,
-                    extra_path=[site])
-    assert run.returncode == 0, run
-
-    manifest = json.loads(manifests(workspace, "download")[0].read_text())
-    assert manifest["components"]["plugin"]["distribution"] == "tfpipe-minecorpus"
-    assert "minecorpus.corpus" in manifest["components"]["code"]
-    assert manifest["record"]["options"] == {"separator": "\n\n"}
-    assert sorted(manifest["record"]["files"]) == ["part0", "part1"]
-    text = "\n\n".join(part.read_text() for part in parts).lower()  # lowercase: the default
-    data = manifests(workspace, "preprocess")[0].parent
-    assert json.loads((data / "vocab.json").read_text()) == sorted(set(text))
-    meta = json.loads((data / "meta.json").read_text())
-    assert meta["counts"]["train"] + meta["counts"]["heldout"] == len(text)
-    summary = json.loads((manifests(workspace, "runs")[0].parent / "summary.json").read_text())
-    assert summary["runs"][0]["name"] == "lstm on mine"
+    assert "| lstm on words |" in run.output and f"| mlp on {TINY_NAME} |" in run.output

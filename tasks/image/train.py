@@ -6,38 +6,49 @@ from pathlib import Path
 from typing import Any
 
 import luigi
+from luigi.freezing import recursively_unfreeze
 from luigi.util import requires
 
+from plugins.errors import TfpipeError
 from tasks import atomic
-from tasks.image.data import PreprocessImages
+from tasks.image.download import dataset_label
+from tasks.image.preprocess import PreprocessImages
 from tasks.model_task import TrainingTask
 from tasks.protocol import emit
 
 
 @requires(PreprocessImages)
 class TrainImageModel(TrainingTask):
-    """Reads the preprocessed splits; trains the model plugin; writes checkpoints, history,
-    TensorBoard logs and the exported model. Resumes from its newest checkpoint."""
+    """Reads the training and validation shards (streamed with tf.data); trains the model plugin;
+    writes checkpoints, history, TensorBoard logs and the exported model. Resumes from its newest
+    checkpoint: batches are a function of (seed, step)."""
 
     stage = "train"
 
     model_params = luigi.DictParameter(description="overrides of the plugin's hyper-parameters")
-    steps = luigi.IntParameter()
+    steps = luigi.IntParameter(description="optimizer steps (batches)")
     batch_size = luigi.IntParameter()
     learning_rate = luigi.FloatParameter()
-    lr_schedule = luigi.ChoiceParameter(choices=["constant", "cosine"],
-                                        description="cosine: decay to learning_rate/10 by the last step")
-    seed = luigi.IntParameter()
+    lr_schedule = luigi.ChoiceParameter(
+        choices=["constant", "cosine"],
+        description="cosine: decay to learning_rate/10 by the last step")
+    seed = luigi.IntParameter(description="seed of initialisation and batch order")
     # How often to checkpoint and whether ops are deterministic do not change what is learnt.
     checkpoint_every = luigi.IntParameter(significant=False)
     deterministic = luigi.BoolParameter(default=False, significant=False)
 
     def run_name(self) -> str:
-        return f"{self.dataset}-{self.model}"
+        label = dataset_label(self.dataset, recursively_unfreeze(self.dataset_options))
+        return f"{label}-{self.model}"
 
     def produce(self, folder: Path) -> dict[str, Any]:
+        data = self.requires()
+        meta = data.meta()  # checked against the preprocess manifest before use
+        train_count = meta["counts"]["train"]
+        if self.batch_size > train_count:
+            raise_batch_too_large(self.batch_size, train_count, data)
         request = {
-            "data_dir": str(self.requires().folder()),
+            "data_dir": str(data.folder()),
             "out_dir": str(folder),
             "model": self.model,
             "model_params": self.significant_params()["model_params"],
@@ -52,6 +63,13 @@ class TrainImageModel(TrainingTask):
         return self.train_in_worker(request, folder)
 
 
+def raise_batch_too_large(batch_size: int, count: int, data: PreprocessImages) -> None:
+    raise TfpipeError(f"image.batch_size={batch_size} is larger than the {count} training "
+                      f"samples of {data.run_name()} "
+                      f"(image.validation_fraction={data.validation_fraction}); lower "
+                      "image.batch_size or image.validation_fraction")
+
+
 # ----- the stage's own process: python -m tasks.image.train REQUEST.json -----
 
 EVAL_BATCH = 1000
@@ -61,7 +79,8 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from tasks import tf_runtime
-    from tasks.batching import batch_indices
+    from tasks.image import stream
+    from tasks.image.shards import verify
     from tasks.tf_runtime import build_model, model_caller, start_tensorflow
     from tasks.training_loop import TrainingLoop, compile_train_step
     tf = start_tensorflow(request["seed"], request["deterministic"], request.get("device"))
@@ -71,54 +90,65 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
 
     data_dir, out = Path(request["data_dir"]), Path(request["out_dir"])
     meta = json.loads((data_dir / "meta.json").read_text("utf-8"))
-    # The whole training set lives in memory as tensors; tf.data streams only batch indices
-    # and the gather happens inside the compiled step.
-    x_train = tf.constant(np.load(data_dir / "train_x.npy"))
-    y_train = tf.constant(np.load(data_dir / "train_y.npy"))
-    x_val, y_val = np.load(data_dir / "val_x.npy"), np.load(data_dir / "val_y.npy")
+    verify(data_dir, meta)
+    shape, record_size = meta["input_shape"], meta["record"]["bytes"]
+    example = tf.zeros([1, *shape], tf.float32)
 
     with strategy.scope():  # variables are mirrored when the device policy has several replicas
-        model, hparams = build_model(request["model"], meta, request["model_params"], "image_classifier")
+        model, hparams = build_model(request["model"], meta, request["model_params"],
+                                     "image_classifier")
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(
             request["learning_rate"], request.get("lr_schedule", "constant"), request["steps"]))
         call = model_caller(model)  # bare tf.Module models may not take `training`
-        call(x_train[:1], False)  # create the variables before restoring into them
+        call(example, False)  # create the variables before restoring into them
         optimizer.build(model.trainable_variables)
-    loop = TrainingLoop(out, model, optimizer, f"train {request['model']}", request["checkpoint_every"],
-                        request["learning_rate"])
+    loop = TrainingLoop(out, model, optimizer, f"train {request['model']}",
+                        request["checkpoint_every"], request["learning_rate"])
 
     total_steps, batch_size = request["steps"], request["batch_size"]
-    indices = batch_indices(int(x_train.shape[0]), batch_size, request["seed"], loop.resumed_from, total_steps)
-    batches = tf.data.Dataset.from_tensor_slices(indices).prefetch(tf.data.AUTOTUNE)
+    # uint8 records stream from the shards; decoding and scaling happen in the compiled step.
+    batches = stream.train_batches(meta, data_dir, batch_size, request["seed"], loop.resumed_from,
+                                   total_steps)
 
-    def forward(index):
-        x, y = tf.gather(x_train, index), tf.gather(y_train, index)
-        logits = call(x, True)
-        loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
+    def sums(logits, y):
+        """Summed loss and number of correct predictions of a batch."""
+        loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+        hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y)
+        return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(hits, tf.float32))
+
+    def forward(records):
+        x, y = stream.decode(records, shape)
+        loss, correct = sums(call(x, True), y)
         return loss, {"accuracy": correct}
 
-    train_step = compile_train_step(strategy, model, optimizer, loop.step, batch_size, batch_size, forward)
+    train_step = compile_train_step(strategy, model, optimizer, loop.step, batch_size, batch_size,
+                                    forward)
 
-    @tf.function
-    def eval_step(x, y):
-        logits = call(x, False)
-        return (tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)),
-                tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32)))
+    @tf.function(input_signature=[tf.TensorSpec([None, record_size], tf.uint8)])
+    def eval_step(records):
+        x, y = stream.decode(records, shape)
+        return sums(call(x, False), y)
+
+    validation = stream.eval_dataset(meta, data_dir, "val", EVAL_BATCH)
+    val_count = meta["counts"]["val"]
 
     def validate() -> dict[str, float]:
         loss_sum = correct = 0.0
-        for start in range(0, len(x_val), EVAL_BATCH):
-            batch_loss, batch_correct = eval_step(x_val[start:start + EVAL_BATCH], y_val[start:start + EVAL_BATCH])
+        for records in validation:
+            batch_loss, batch_correct = eval_step(records)
             loss_sum += float(batch_loss)
             correct += float(batch_correct)
-        return {"loss": loss_sum / len(x_val), "accuracy": correct / len(x_val)}
+        return {"loss": loss_sum / val_count, "accuracy": correct / val_count}
 
     result = loop.run(train_step, batches, total_steps, validate, units_per_step=batch_size)
-    result["exported"] = export(model, out, x_train[:1])
+    result["exported"] = export(model, out, example)
     result["hparams"] = hparams
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
+    result["data"] = {"train": meta["counts"]["train"], "val": val_count,
+                      "steps_per_epoch": stream.steps_per_epoch(meta["counts"]["train"],
+                                                                batch_size),
+                      "shuffle_buffer": stream.shuffle_buffer(meta["counts"]["train"], record_size)}
     return result
 
 
@@ -141,15 +171,16 @@ def export(model, out: Path, example) -> list[str]:
     if hasattr(model, "export"):
         model.export(str(saved), verbose=False)
     else:  # a bare tf.Module: export its call as the serving endpoint
-        model.serve = tf.function(lambda x: model(x),
-                                  input_signature=[tf.TensorSpec([None, *example.shape[1:]], tf.float32)])
+        spec = tf.TensorSpec([None, *example.shape[1:]], tf.float32)
+        model.serve = tf.function(lambda x: model(x), input_signature=[spec])
         tf.saved_model.save(model, str(saved))
     exported.append("saved_model")
     try:
         model.save(str(out / "model.keras"))
         exported.append("model.keras")
-    except Exception as exc:  # noqa: BLE001  subclassed models without get_config: no .keras
-        emit("log", message=f"model.keras not written ({type(exc).__name__}: {exc}); saved_model is")
+    except Exception as exc:  # noqa: BLE001 - subclassed models without get_config can't be saved
+        emit("log", message=f"model.keras not written ({type(exc).__name__}: {exc}); "
+                            "saved_model is")
     atomic.write_json(out / "export.json", {"formats": exported})
     return exported
 
