@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import (
+from tests.conftest import (  # noqa: E402  (after the sys.path line above)
     make_image_set,
     run_luigi,
     write_idx_folder,
@@ -47,7 +47,8 @@ def main() -> None:
             ("first run", lambda: None),
             ("nothing changed", lambda: None),
             ("lstm plugin code: dropout halved",
-             lambda: replace_in(models / "lstm.py", "units, embedding_dim, dropout)", "units, embedding_dim, dropout * 0.5)")),
+             lambda: replace_in(models / "lstm.py", "units, embedding_dim, dropout)",
+                                "units, embedding_dim, dropout * 0.5)")),
             ("mlp plugin: a comment, a docstring, reformatting",
              lambda: replace_in(models / "mlp.py", '"""Multi', '# a comment\n\n"""Edited docs. Multi')),
             ("mlp plugin code: relu -> tanh", lambda: replace_in(models / "mlp.py", '"relu"', '"tanh"')),

@@ -43,7 +43,7 @@ def start_luigid(state_dir: Path) -> tuple[subprocess.Popen, int]:
             return process, port
         except OSError:
             if process.poll() is not None or time.time() > deadline:
-                raise SystemExit("luigid did not start")
+                raise SystemExit("luigid did not start") from None
             time.sleep(0.1)
 
 

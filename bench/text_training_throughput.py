@@ -68,7 +68,8 @@ def plain_keras(args, data: Path) -> float:
     keras.utils.set_random_seed(1)
     meta = json.loads((data / "meta.json").read_text())
     ids = np.load(data / "train_ids.npy")
-    starts = np.random.default_rng(1).permutation(len(ids) - args.window)[: args.steps * args.batch_size].astype(np.int32)
+    order = np.random.default_rng(1).permutation(len(ids) - args.window)
+    starts = order[: args.steps * args.batch_size].astype(np.int32)
     text = tf.constant(ids)
     offsets = tf.range(args.window + 1, dtype=tf.int32)
 

@@ -34,7 +34,8 @@ h1{font-size:1.5em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;
 vertical-align:top;font-size:.9em}th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ran{color:#0a6b0a;font-weight:600}.reused{color:#666}code,pre{font-family:ui-monospace,Menlo,monospace;font-size:.85em}
-pre{background:#f7f7f7;padding:.6em;overflow-x:auto;white-space:pre-wrap}figure{margin:1em 0}td code{word-break:break-all}
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;white-space:pre-wrap}figure{margin:1em 0}
+td code{word-break:break-all}
 figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.9em}.missing{color:#a00}
 .sample{border-left:3px solid #8ab;padding-left:.8em;margin:.6em 0}
 """
@@ -130,7 +131,8 @@ def render_html(summary: dict[str, Any]) -> str:
                                              else "") + "</p>"]
     runs = summary.get("runs") or []
     if runs:
-        overview = [["run", "path", "steps", "training time (s)", *sorted({k for r in runs for k in r.get("metrics", {})})]]
+        metric_names = sorted({key for run in runs for key in run.get("metrics", {})})
+        overview = [["run", "path", "steps", "training time (s)", *metric_names]]
         for item in runs:
             overview.append([item.get("name"), item.get("path"), item.get("steps"), item.get("train_seconds"),
                              *(item.get("metrics", {}).get(k) for k in overview[0][4:])])

@@ -67,7 +67,8 @@ def linreg_summary(fit: FitLinearRegression) -> dict[str, Any]:
     return {
         "path": "linreg",
         "name": f"linear regression, lr {fit.learning_rate:g}",
-        "metrics": {"a_numpy": last["numpy"]["a"], "b_numpy": last["numpy"]["b"], "a_tensorflow": last["tensorflow"]["a"],
+        "metrics": {"a_numpy": last["numpy"]["a"], "b_numpy": last["numpy"]["b"],
+                    "a_tensorflow": last["tensorflow"]["a"],
                     "b_tensorflow": last["tensorflow"]["b"], "loss": last["numpy"]["loss"],
                     "max_abs_difference": record["max_abs_difference"],
                     "price_per_year": record["original_units"]["numpy"]["slope_per_year"]},

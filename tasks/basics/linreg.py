@@ -1,4 +1,4 @@
-"""Linear regression stage: y = a*x + b fitted twice, numpy by hand and TensorFlow (work() runs in a TensorFlow process)."""
+"""Linear regression stage: y = a*x + b fitted twice, numpy by hand and TensorFlow in work()."""
 from __future__ import annotations
 
 import json

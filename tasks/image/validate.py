@@ -76,7 +76,7 @@ def scan(dataset: ImageDataset, name: str, rows: int = SCAN_ROWS,
     for split in SPLITS:
         seen = np.zeros(MAX_CLASSES, dtype=bool)
         count = 0
-        for images, labels in checked_batches(dataset, split, name, rows):
+        for _images, labels in checked_batches(dataset, split, name, rows):
             count += len(labels)
             seen[labels] = True
             if progress:
