@@ -63,3 +63,31 @@ def test_plugins_command_lists_third_party_without_importing_tensorflow(tmp_path
     assert "tiny_mlp" in out and "tfpipe-tinymodel 0.3.1" in out
     assert "cnn" in out and "tfpipe 0.1.0" in out
     assert out.strip().endswith("TF-FREE")
+
+
+def test_broken_dataset_plugin_is_named_and_the_others_keep_working(site):
+    install_fake_distribution(site, "tfpipe-baddata", "2.0",
+                              {"baddata.py": "KIND = 'image_classification'\nDEFAULTS = {}\nimport no_such_lib\n"},
+                              {"tfpipe.datasets": {"baddata": "baddata"}})
+    with pytest.raises(registry.FailedToLoadPlugin,
+                       match=r"datasets plugin 'baddata' \(baddata\) from distribution tfpipe-baddata 2.0: "
+                             r"ModuleNotFoundError: No module named 'no_such_lib'"):
+        registry.DATASETS.load("baddata", "image_classification")
+    assert registry.DATASETS.load("arrays", "image_classification").KIND == "image_classification"
+    assert registry.DATASETS.load("nietzsche", "text_corpus").KIND == "text_corpus"
+
+
+def test_a_name_two_distributions_register_is_an_error_naming_both(site):
+    install_fake_distribution(site, "tfpipe-othermlp", "0.9", {"othermlp.py": "KIND = 'image_classifier'\n"},
+                              {"tfpipe.models": {"mlp": "othermlp"}})
+    assert "mlp" in registry.MODELS.clashes()
+    with pytest.raises(registry.DuplicatePlugin, match="'mlp' is registered by more than one") as raised:
+        registry.MODELS.get("mlp")
+    assert "tfpipe 0.1.0 (plugins.models.mlp)" in str(raised.value)
+    assert "tfpipe-othermlp 0.9 (othermlp)" in str(raised.value)
+
+
+def test_a_kind_mismatch_lists_the_plugins_of_the_right_kind():
+    with pytest.raises(registry.WrongKind, match=r"model 'lstm' is a char_language_model plugin; this path "
+                                                 r"needs a image_classifier: cnn, mlp"):
+        registry.MODELS.get("lstm", "image_classifier")
