@@ -119,7 +119,7 @@ def run(argv: list[str]) -> int:
 
 def report_path(argv: list[str]) -> Path | None:
     """The report.html of the run task `argv` names (None for other tasks)."""
-    from pipelines.runs import RunTask
+    from pipelines.run_task import RunTask
 
     with CmdlineParser.global_instance(["--module", "pipelines", *argv]) as parser:
         root = parser.get_task_obj()

@@ -15,7 +15,8 @@ import tasks.text
 from pipelines import config as cfg
 from pipelines import settings
 from pipelines.params import show
-from pipelines.runs import FullRun, ImageRun, ScheduledRun, TextRun
+from pipelines.runs import FullRun, ImageRun, TextRun
+from pipelines.scheduled import ScheduledRun
 from tasks.base import PipelineTask
 from tests.conftest import ROOT, run_luigi, write_tiny_full_config
 
