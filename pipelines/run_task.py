@@ -19,6 +19,7 @@ from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from pipelines import config as cfg
+from pipelines import plugin_checks
 from pipelines.params import from_settings
 from pipelines.report import render_html, task_records
 from pipelines.settings import SETTINGS
@@ -138,5 +139,21 @@ class TrainingRun(RunTask):
         device, options = cfg.device_policy(self.resolved_config(), self.device,
                                             self.device_options)
         return {"device": device, "device_options": options}
+
+    def plugin_entries(self, config: cfg.Config, model: tuple[str, Any], dataset: tuple[str, Any],
+                       given_options: Any, flag: str) -> tuple[cfg.Config, dict[str, Any], dict[str, Any]]:
+        """--model-params and the dataset's options (`flag`) over models.<model> and
+        datasets.<dataset>, each checked against its plugin's DEFAULTS; (config, hparams, options)."""
+        (model_name, model_info), (dataset_name, data_info) = model, dataset
+        config = cfg.apply_entry(config, "models", model_name, self.model_params, "--model-params")
+        config = cfg.apply_entry(config, "datasets", dataset_name, given_options, flag)
+        self.__dict__["_merged"] = config
+        model_params = config.entry("models", model_name)
+        options = config.entry("datasets", dataset_name)
+        plugin_checks.check_options(model_info, model_params, f"models.{model_name}", config,
+                                    "hyper-parameter")
+        plugin_checks.check_options(data_info, options, f"datasets.{dataset_name}", config, "option")
+        return config, model_params, options
+
 
 

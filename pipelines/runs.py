@@ -46,16 +46,8 @@ class ImageRun(TrainingRun):
         model_info = plugin_checks.check_model(model, "image_classifier",
                                                config.where("image.model"))
         data_info = plugin_checks.check_dataset(dataset, IMAGE, config.where("image.dataset"))
-        config = cfg.apply_entry(config, "models", model, self.model_params, "--model-params")
-        config = cfg.apply_entry(config, "datasets", dataset, self.dataset_options,
-                                 "--dataset-options")
-        self.__dict__["_merged"] = config
-        model_params = config.entry("models", model)
-        dataset_options = config.entry("datasets", dataset)
-        plugin_checks.check_options(model_info, model_params, f"models.{model}", config,
-                                    "hyper-parameter")
-        plugin_checks.check_options(data_info, dataset_options, f"datasets.{dataset}", config,
-                                    "option")
+        config, model_params, dataset_options = self.plugin_entries(
+            config, (model, model_info), (dataset, data_info), self.dataset_options, "--dataset-options")
         self.__dict__["_param_paths"] = {
             **{key: f"image.{key}" for key in image},
             **entry_paths("model_params", f"models.{model}", model_params),
@@ -108,16 +100,8 @@ class TextRun(TrainingRun):
                                                config.where("text.model"))
         corpus, path_option, data_info = plugin_checks.resolve_corpus(
             text["corpus"], mirror, config.where("text.corpus"))
-        config = cfg.apply_entry(config, "models", model, self.model_params, "--model-params")
-        config = cfg.apply_entry(config, "datasets", corpus, self.corpus_options,
-                                 "--corpus-options")
-        self.__dict__["_merged"] = config
-        model_params = config.entry("models", model)
-        corpus_options = config.entry("datasets", corpus)
-        plugin_checks.check_options(model_info, model_params, f"models.{model}", config,
-                                    "hyper-parameter")
-        plugin_checks.check_options(data_info, corpus_options, f"datasets.{corpus}", config,
-                                    "option")
+        config, model_params, corpus_options = self.plugin_entries(
+            config, (model, model_info), (corpus, data_info), self.corpus_options, "--corpus-options")
         paths = {key: f"text.{key}" for key in text}
         paths.update(entry_paths("model_params", f"models.{model}", model_params))
         paths.update(entry_paths("corpus_options", f"datasets.{corpus}", corpus_options))

@@ -139,7 +139,7 @@ def test_text_file_reads_a_local_file_in_place(tmp_path):
     ({"path": ""}, "dataset text_file needs the option path"),
     ({"path": "/no/such/mine.txt"}, "corpus file '/no/such/mine.txt' not found"),
     ({"path": "x.txt", "encoding": "latin1"},
-     "dataset 'text_file' has no option 'encoding'; its options are: path"),
+     "dataset 'text_file' has no option 'encoding' (it takes: path); fix --corpus-options"),
 ])
 def test_text_file_options_are_checked_with_one_clear_error(tmp_path, options, message):
     task = DownloadCorpus(corpus="text_file", corpus_options=options,

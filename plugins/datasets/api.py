@@ -82,15 +82,15 @@ def pinned(bases: tuple[str, ...], pins: dict[str, tuple[int, str]]) -> tuple[Re
                  for name, (size, sha) in pins.items())
 
 
-def with_defaults(dataset: str, defaults: Mapping[str, Any],
-                  options: Mapping[str, Any] | None) -> dict[str, Any]:
+def with_defaults(dataset: str, defaults: Mapping[str, Any], options: Mapping[str, Any] | None,
+                  flag: str = "--dataset-options") -> dict[str, Any]:
     """The plugin's DEFAULTS with the user's options on top; an unknown option is an error."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(defaults))
     if unknown:
         known = ", ".join(sorted(defaults)) or "none"
         raise DataError(f"dataset {dataset!r} has no option {', '.join(map(repr, unknown))} "
-                        f"(it takes: {known}); fix --dataset-options")
+                        f"(it takes: {known}); fix {flag}")
     return {**defaults, **options}
 
 

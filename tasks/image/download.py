@@ -15,10 +15,10 @@ import luigi
 from luigi.freezing import recursively_unfreeze
 
 from plugins import registry
-from plugins.datasets.api import IMAGE, DataError, RemoteFile, with_defaults
+from plugins.datasets.api import IMAGE, DataError, RemoteFile
 from plugins.errors import TfpipeError
-from tasks.base import PipelineTask
 from tasks.content import cached_sha256, content_sha256
+from tasks.dataset_task import DatasetTask
 from tasks.download import ChecksumMismatch, fetch
 
 logger = logging.getLogger(__name__)
@@ -48,11 +48,6 @@ def naming_the_dataset(name: str) -> Iterator[None]:
         raise DataError(f"{message} [dataset {name}]") from exc
 
 
-def dataset_plugin(name: str) -> registry.PluginInfo:
-    """The installed image dataset plugin `name`, or an error listing the installed ones."""
-    return registry.DATASETS.get(name, IMAGE)
-
-
 def load_plugin(name: str) -> Any:
     return registry.DATASETS.load(name, IMAGE)
 
@@ -66,7 +61,7 @@ class Source:
     where: str  # the folder searched or the user's path, for messages
 
 
-class DownloadImageDataset(PipelineTask):
+class DownloadImageDataset(DatasetTask):
     """Reads the dataset from the user's path (in place), ``<mirror>/<dataset>/``, the plugin's
     LOCAL_COPIES or its pinned URLs; validates it by decoding every sample (bounded memory).
 
@@ -75,6 +70,8 @@ class DownloadImageDataset(PipelineTask):
     """
 
     stage = "download"
+    KIND = IMAGE
+    OPTIONS_FLAG = "--dataset-options"
     dataset = luigi.Parameter(description="a tfpipe.datasets plugin: mnist, fashion_mnist, "
                                           "cifar10, image_folder, arrays, or a third-party one")
     dataset_options = luigi.DictParameter(description="options of the dataset plugin, e.g. "
@@ -86,26 +83,11 @@ class DownloadImageDataset(PipelineTask):
     def run_name(self) -> str:
         return dataset_label(self.dataset, recursively_unfreeze(self.dataset_options))
 
-    def plugin_info(self) -> registry.PluginInfo:
-        return dataset_plugin(self.dataset)
+    def dataset_name(self) -> str:
+        return self.dataset
 
-    def plugin(self) -> Any:
-        if "_plugin" not in self.__dict__:
-            self.__dict__["_plugin"] = load_plugin(self.dataset)
-        return self.__dict__["_plugin"]
-
-    def options(self) -> dict[str, Any]:
-        given = recursively_unfreeze(self.dataset_options)
-        return with_defaults(self.dataset, self.plugin().DEFAULTS, given)
-
-    def code_modules(self) -> list[str]:
-        return super().code_modules() + [self.plugin_info().module]
-
-    def follow_packages(self) -> list[str]:
-        return [self.plugin_info().top_package]
-
-    def hash_cache(self) -> Path:
-        return Path(self.workspace) / ".cache" / "file-hashes.json"
+    def given_options(self) -> Any:
+        return self.dataset_options
 
     def candidate_folders(self) -> list[Path]:
         """Where a local copy may be, in the order they are tried."""

@@ -17,14 +17,12 @@ from types import ModuleType
 from typing import Any
 
 import luigi
-from luigi.freezing import recursively_unfreeze
 
-from plugins import registry
 from plugins.datasets.api import TEXT, DataError, RemoteFile
 from plugins.datasets.text import stem
 from tasks import atomic
-from tasks.base import PipelineTask
 from tasks.content import cached_sha256
+from tasks.dataset_task import DatasetTask
 from tasks.download import fetch
 
 logger = logging.getLogger(__name__)
@@ -39,17 +37,6 @@ def corpus_label(corpus: str, corpus_options: Mapping[str, Any] | None = None) -
     if corpus == USER_FILE_PLUGIN and isinstance(path, str) and path.strip():
         return stem(path.strip())
     return corpus
-
-
-def plugin_options(name: str, plugin: ModuleType, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The plugin's DEFAULTS overridden by `given`; an unknown option is an error."""
-    defaults = dict(plugin.DEFAULTS)
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        known = ", ".join(sorted(defaults)) or "none"
-        raise DataError(f"dataset {name!r} has no option {', '.join(map(repr, unknown))}; its "
-                        f"options are: {known} (corpus_options / --corpus-options)")
-    return {**defaults, **given}
 
 
 def remote_files(plugin: ModuleType, options: Mapping[str, Any]) -> tuple[RemoteFile, ...]:
@@ -108,7 +95,7 @@ def check_pins(name: str, files: Mapping[str, Path], remotes: tuple[RemoteFile, 
                 f"Replace it with the file from {remote.urls[0]}, or delete it to download it")
 
 
-class DownloadCorpus(PipelineTask):
+class DownloadCorpus(DatasetTask):
     """Finds or downloads the files of a text corpus dataset plugin (see the module docstring).
 
     Writes the copied or downloaded files (none for a user's file, read in place) and
@@ -116,6 +103,8 @@ class DownloadCorpus(PipelineTask):
     """
 
     stage = "download"
+    KIND = TEXT
+    OPTIONS_FLAG = "--corpus-options"
     corpus = luigi.Parameter(description="a tfpipe.datasets plugin of KIND text_corpus, e.g. "
                                          "nietzsche or text_file")
     corpus_options = luigi.DictParameter(description="options of that plugin, e.g. "
@@ -127,28 +116,13 @@ class DownloadCorpus(PipelineTask):
         return corpus_label(self.corpus, self.corpus_options)
 
     # ----- the plugin ----------------------------------------------------
-    def plugin_info(self) -> registry.PluginInfo:
-        return registry.DATASETS.get(self.corpus, TEXT)
+    def dataset_name(self) -> str:
+        return self.corpus
 
-    def plugin(self) -> ModuleType:
-        if "_plugin" not in self.__dict__:
-            self.__dict__["_plugin"] = registry.DATASETS.load(self.corpus, TEXT)
-        return self.__dict__["_plugin"]
-
-    def options(self) -> dict[str, Any]:
-        given = recursively_unfreeze(self.corpus_options)
-        return plugin_options(self.corpus, self.plugin(), given)
-
-    def follow_packages(self) -> list[str]:
-        return [self.plugin_info().top_package]
-
-    def code_modules(self) -> list[str]:
-        return super().code_modules() + [self.plugin_info().module]
+    def given_options(self) -> Any:
+        return self.corpus_options
 
     # ----- identity ------------------------------------------------------
-    def hash_cache(self) -> Path:
-        return Path(self.workspace) / ".cache" / "file-hashes.json"
-
     def hashes(self, files: Mapping[str, Path]) -> dict[str, str]:
         return {role: cached_sha256(path, self.hash_cache()) for role, path in files.items()}
 
