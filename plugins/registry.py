@@ -23,6 +23,7 @@ import functools
 import importlib.machinery
 import importlib.metadata
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,12 @@ class PluginInfo:
 
 def locate_module(name: str) -> Path | None:
     """Path of a module's source file, found without executing any package."""
+    return _locate(name, tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _locate(name: str, search_path: tuple[str, ...]) -> Path | None:
+    """locate_module, once per module and sys.path (fingerprinting asks for each module often)."""
     parts = name.split(".")
     try:
         # A top-level lookup asks every finder on sys.meta_path (editable installs
@@ -146,8 +153,16 @@ class PluginKind:
 
     def __init__(self, kind: str, group: str, required: tuple[str, ...], noun: str, plural: str):
         self.kind, self.group, self.required, self.noun, self.plural = kind, group, required, noun, plural
+        self._cache: tuple[tuple[str, ...], dict[str, list[PluginInfo]]] | None = None
 
     def _entries(self) -> dict[str, list[PluginInfo]]:
+        # Reading every distribution's metadata costs ~25 ms; it only changes with sys.path.
+        key = tuple(sys.path)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self._scan())
+        return self._cache[1]
+
+    def _scan(self) -> dict[str, list[PluginInfo]]:
         found: dict[str, list[PluginInfo]] = {}
         for entry in importlib.metadata.entry_points(group=self.group):
             dist = getattr(entry, "dist", None)

@@ -122,6 +122,10 @@ class PipelineTask(luigi.Task):
         """Readable first part of the folder name."""
         return self.get_task_family().lower()
 
+    def root(self) -> str:
+        """The workspace this task writes under."""
+        return self.workspace
+
     def label(self) -> str:
         """Stable, readable name of this task: family and run name (no hash)."""
         return f"{self.get_task_family()}/{self.run_name()}"
@@ -148,7 +152,8 @@ class PipelineTask(luigi.Task):
         return {
             "task": self.get_task_family(),
             "params": self.significant_params(),
-            "code": code_hashes(self.code_modules(), self.follow_packages()),
+            "code": code_hashes(self.code_modules(), self.follow_packages(),
+                                Path(self.root()) / ".cache" / "code-hashes.json"),
             "upstream": {task.label(): task.fingerprint() for task in self.upstream()},
         }
 

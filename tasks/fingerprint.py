@@ -59,9 +59,55 @@ def _parse(path: Path, mtime_ns: int, size: int) -> tuple[str, tuple[tuple[int, 
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()[:DIGEST_LENGTH], tuple(imports)
 
 
-def source_hash(path: Path) -> tuple[str, tuple[tuple[int, str | None, str], ...]]:
+def source_hash(path: Path, disk: DiskCache | None = None) -> tuple[str, tuple[tuple[int, str | None, str], ...]]:
     stat = path.stat()
-    return _parse(path, stat.st_mtime_ns, stat.st_size)
+    if disk is None:
+        return _parse(path, stat.st_mtime_ns, stat.st_size)
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    if key not in disk.entries:
+        disk.add(key, _parse(path, stat.st_mtime_ns, stat.st_size))
+    file_hash, imports = disk.entries[key]
+    return file_hash, tuple(tuple(item) for item in imports)
+
+
+class DiskCache:
+    """Source hashes kept on disk by (path, size, mtime), so a no-op rerun parses no file.
+
+    Loaded once per process; written back (atomically, last writer wins) when it grew.
+    """
+
+    _loaded: dict[Path, DiskCache] = {}
+
+    def __init__(self, file: Path):
+        self.file, self.dirty = file, False
+        try:
+            self.entries: dict[str, list] = json.loads(file.read_text("utf-8"))
+        except (OSError, ValueError):
+            self.entries = {}
+
+    @classmethod
+    def at(cls, file: Path) -> DiskCache:
+        if file not in cls._loaded:
+            cls._loaded[file] = cls(file)
+        return cls._loaded[file]
+
+    def add(self, key: str, value: tuple) -> None:
+        path = key.rsplit("|", 2)[0]
+        for stale in [old for old in self.entries if old.rsplit("|", 2)[0] == path]:
+            del self.entries[stale]  # an edited file's old hash is never needed again
+        self.entries[key] = [value[0], [list(item) for item in value[1]]]
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        from tasks import atomic
+
+        try:
+            atomic.write_text(self.file, json.dumps(self.entries, sort_keys=True))
+            self.dirty = False
+        except OSError:
+            pass  # a read-only workspace only costs parsing again next time
 
 
 def _candidates(module: str, is_package: bool, level: int, target: str | None, name: str) -> list[str]:
@@ -79,7 +125,7 @@ def _candidates(module: str, is_package: bool, level: int, target: str | None, n
     return names
 
 
-def code_hashes(modules: Iterable[str], follow: Iterable[str] = ()) -> dict[str, str]:
+def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: Path | None = None) -> dict[str, str]:
     """Map module name -> normalised source hash, following imports transitively.
 
     Imports are followed into this project's packages and into the top-level
@@ -94,6 +140,7 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = ()) -> dict[str,
         raise TfpipeError(f"cannot find the source of {', '.join(missing)} to fingerprint it; is the "
                           "package installed (pip install -e .) and importable?")
     seen: dict[str, str] = {}
+    disk = DiskCache.at(cache_file) if cache_file is not None else None
     while pending:
         module = pending.pop()
         if module in seen:
@@ -101,7 +148,7 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = ()) -> dict[str,
         path = locate_module(module)
         if path is None:
             continue
-        file_hash, imports = source_hash(path)
+        file_hash, imports = source_hash(path, disk)
         seen[module] = file_hash
         # Importing a.b.c runs a/__init__.py and a/b/__init__.py too.
         parent = module.rpartition(".")[0]
@@ -112,4 +159,6 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = ()) -> dict[str,
             for candidate in _candidates(module, is_package, level, target, name):
                 if candidate and candidate.split(".")[0] in roots and candidate not in seen:
                     pending.append(candidate)
+    if disk is not None:
+        disk.save()
     return dict(sorted(seen.items()))
