@@ -4,6 +4,7 @@ import json
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import luigi
 import pytest
@@ -22,6 +23,11 @@ from tests.conftest import ROOT, run_luigi, write_tiny_full_config
 
 # Run-task parameters that are not settings: which file to read and where results go.
 NOT_SETTINGS = {"config", "workspace", "date"}
+
+
+def no_task_folders(workspace: Path) -> bool:
+    """No task wrote a folder (hidden caches such as .cache/ do not count)."""
+    return not workspace.exists() or not any(p for p in workspace.iterdir() if not p.name.startswith("."))
 
 
 @pytest.mark.parametrize("run", [ImageRun, TextRun, FullRun, ScheduledRun])
@@ -135,7 +141,7 @@ def test_model_of_the_wrong_kind_fails_in_the_luigi_process_before_any_task_runs
     assert run.returncode != 0
     assert ("command line --model: model 'lstm' is a char_language_model plugin; this path needs "
             "a image_classifier: cnn, mlp") in run.output
-    assert not workspace.exists() or not any(p for p in workspace.iterdir() if not p.name.startswith("."))  # no task ran
+    assert no_task_folders(workspace)  # no task ran
 
 
 def test_unknown_model_option_names_the_config_file_and_line(workspace, mirror, tmp_path, tiny):
@@ -146,7 +152,7 @@ def test_unknown_model_option_names_the_config_file_and_line(workspace, mirror, 
     assert run.returncode != 0
     assert (f"{config}:3: unknown hyper-parameter 'hidden_unit' for model plugin 'mlp' "
             "(models.mlp.hidden_unit); it takes: hidden_units") in run.output
-    assert not workspace.exists() or not any(p for p in workspace.iterdir() if not p.name.startswith("."))
+    assert no_task_folders(workspace)
 
 
 def test_full_run_refuses_a_bad_image_setting_before_the_text_path_runs(workspace, tmp_path):
@@ -157,7 +163,7 @@ def test_full_run_refuses_a_bad_image_setting_before_the_text_path_runs(workspac
     run = run_luigi(["FullRun", "--config", str(config)], workspace, tmp_path / "mirror")
     assert run.returncode != 0
     assert f"{config}:{line}: model 'gru' is a char_language_model plugin" in run.output
-    assert not workspace.exists() or not any(p for p in workspace.iterdir() if not p.name.startswith("."))  # the text path trained nothing
+    assert no_task_folders(workspace)  # the text path trained nothing
 
 
 def test_nan_learning_rate_is_rejected_with_the_flag(workspace, mirror, tiny):
