@@ -239,7 +239,7 @@ def _record_attempt(folder: Path, started: float) -> int:
     path = folder / ATTEMPTS
     line = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _iso(started),
                        "started_ts": started})
-    with open(path, "a", encoding="utf-8") as handle:
+    with atomic.writing(path), open(path, "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())

@@ -17,9 +17,10 @@ from luigi.freezing import recursively_unfreeze
 from plugins import registry
 from plugins.datasets.api import IMAGE, DataError, RemoteFile
 from plugins.errors import TfpipeError
+from tasks.atomic import writing
 from tasks.content import cached_sha256, content_sha256
 from tasks.dataset_task import DatasetTask
-from tasks.download import ChecksumMismatch, fetch
+from tasks.download import ChecksumMismatch, fetch, mirror_path
 
 logger = logging.getLogger(__name__)
 
@@ -115,10 +116,13 @@ class DownloadImageDataset(DatasetTask):
         if getattr(plugin, "REMOTE", ()):
             return Source("remote", {}, ", ".join(f.urls[0] for f in plugin.REMOTE))
         tried = ", ".join(str(f) for f in self.candidate_folders()) or "no mirror set"
+        folder = mirror_path(self.mirror, self.dataset)
+        unset = "" if self.mirror else (" after setting TFPIPE_DATA_MIRROR (or data.mirror in your "
+                                        "config) to a folder")
         raise TfpipeError(
             f"dataset {self.dataset!r} has no local copy and nothing to download (looked in: "
-            f"{tried}); put its files in <mirror>/{self.dataset}/ and set TFPIPE_DATA_MIRROR or "
-            "data.mirror, or install the package that provides them")
+            f"{tried}); put its files in {folder}/{unset}, or install the package that provides "
+            "them")
 
     def fingerprint_components(self) -> dict[str, Any]:
         components = super().fingerprint_components()
@@ -163,8 +167,12 @@ class DownloadImageDataset(DatasetTask):
         plugin, options, source = self.plugin(), self.options(), self.source()
         if source.kind == "remote":
             origin = {}
+            names = [remote.name for remote in plugin.REMOTE]
             for remote in plugin.REMOTE:
-                origin[remote.name] = fetch(remote, folder / remote.name)
+                origin[remote.name] = fetch(
+                    remote, folder / remote.name,
+                    mirror_path=mirror_path(self.mirror, self.dataset, remote.name),
+                    beside=tuple(name for name in names if name != remote.name))
             files = plugin.locate(folder, options)
             if not files:
                 raise TfpipeError(f"dataset {self.dataset!r}: the downloaded files "
@@ -232,7 +240,7 @@ class DownloadImageDataset(DatasetTask):
         target = folder / path.name
         tmp = folder / f".{path.name}.part"
         try:
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
+            with writing(target), open(path, "rb") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
                 dst.flush()
                 os.fsync(dst.fileno())

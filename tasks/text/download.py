@@ -23,7 +23,7 @@ from plugins.datasets.text import stem
 from tasks import atomic
 from tasks.content import cached_sha256
 from tasks.dataset_task import DatasetTask
-from tasks.download import fetch
+from tasks.download import fetch, mirror_path
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,6 @@ def corpus_label(corpus: str, corpus_options: Mapping[str, Any] | None = None) -
 def remote_files(plugin: ModuleType, options: Mapping[str, Any]) -> tuple[RemoteFile, ...]:
     hook = getattr(plugin, "remote", None)
     return tuple(hook(options)) if hook is not None else tuple(getattr(plugin, "REMOTE", ()))
-
-
-def mirror_path(mirror: str | None, name: str, file: str = "") -> str:
-    """Where a mirror copy of `name` goes: the real folder, or ``$TFPIPE_DATA_MIRROR/...``."""
-    root = mirror if mirror else "$TFPIPE_DATA_MIRROR"
-    return "/".join(part for part in (root.rstrip("/"), name, file) if part)
 
 
 @dataclass(frozen=True)
@@ -190,9 +184,12 @@ class DownloadCorpus(DatasetTask):
     def download(self, folder: Path, plugin: ModuleType,
                  options: Mapping[str, Any]) -> tuple[dict[str, Path], dict[str, str]]:
         source = {}
-        for remote in remote_files(plugin, options):
+        remotes = remote_files(plugin, options)
+        for remote in remotes:
             where = mirror_path(self.mirror, self.corpus, remote.name)
-            source[remote.name] = fetch(remote, folder / remote.name, mirror_path=where)
+            others = tuple(other.name for other in remotes if other.name != remote.name)
+            source[remote.name] = fetch(remote, folder / remote.name, mirror_path=where,
+                                        beside=others)
         files = plugin.locate(folder, options)
         if not files:
             raise DataError(f"dataset {self.corpus!r}: its locate() finds none of the files just "
