@@ -22,7 +22,8 @@ from typing import Any
 
 from luigi.task import flatten
 
-from tasks.base import PipelineTask, read_manifest
+from tasks.base import PipelineTask
+from tasks.integrity import read_sealed
 
 # Manifests written after this (the start of this luigi invocation) belong to tasks that ran now.
 INVOCATION_STARTED = time.time()
@@ -164,7 +165,7 @@ def task_records(root: PipelineTask, since: float = INVOCATION_STARTED) -> list[
         for upstream in task.upstream():
             visit(upstream)
         manifest_path = task.folder() / "manifest.json"
-        manifest = read_manifest(task.folder()) or {}
+        manifest = read_sealed(task.folder()) or {}  # its seal checked: shown as a result
         try:
             status = "ran" if manifest_path.stat().st_mtime >= since else "reused"
         except OSError:

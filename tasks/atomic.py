@@ -9,11 +9,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from plugins.errors import TfpipeError
 
@@ -112,3 +113,51 @@ def save_npy(path: Path, array) -> None:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_file(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` saves a file at a temporary name beside `path` (same suffix: Keras checks
+    it), renamed to `path` once whole: a killed or disk-full save leaves no file at `path`."""
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.stem}.*.tmp{path.suffix}"):
+        stale.unlink()  # left by a killed save; this folder's writer holds its output lock
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        with writing(path):
+            write(tmp)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_folder(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` saves a folder (a SavedModel) at a temporary name beside `path`, renamed to
+    `path` once whole; an older folder at `path` is renamed away first and then removed, so a
+    killed save leaves either no folder at `path` or a whole one."""
+    path = Path(path)
+    for stale in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{path.name}.*.old")]:
+        shutil.rmtree(stale)
+    tmp, old = (path.with_name(f".{path.name}.{os.getpid()}.{kind}") for kind in ("tmp", "old"))
+    try:
+        with writing(path):
+            write(tmp)
+        for directory, _, names in os.walk(tmp):
+            for name in names:
+                _fsync(Path(directory) / name)
+        if path.exists():
+            os.rename(path, old)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -3,7 +3,10 @@
 Every task writes one folder ``<workspace>/<stage>/<name>-<fingerprint>/``.
 Its ``manifest.json`` is written last and atomically; it alone marks the task
 complete, so a crash at any point leaves a folder a later run redoes (or, for
-training, resumes from its checkpoints) and never takes as finished.
+training, resumes from its checkpoints) and never takes as finished. It lists
+every file the task produced with its sha256 and is sealed (tasks/integrity.py);
+before a task produces anything, every folder upstream of it is checked against
+its manifest, so nothing changed since it was written is ever read.
 """
 from __future__ import annotations
 
@@ -27,15 +30,13 @@ from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from plugins.errors import TfpipeError
-from tasks import atomic
+from tasks import atomic, integrity
+from tasks.content import HashCache
 from tasks.fingerprint import code_hashes, digest
+from tasks.integrity import ATTEMPTS, MANIFEST, IntegrityError
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-# One line per process that started producing a folder (pid, host, time): the task's own
-# count of how often it ran, kept across crashes and resumes.
-ATTEMPTS = "attempts.jsonl"
 # Parameters that say where or how a task runs, never what it computes.
 _NEVER_FINGERPRINTED = frozenset({"workspace"})
 
@@ -61,6 +62,8 @@ def library_versions() -> dict[str, str | None]:
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest as it is, unchecked (None if absent or unreadable): for listings such as
+    prune and explain. Results come from PipelineTask.manifest(), which checks its seal."""
     try:
         return json.loads((folder / MANIFEST).read_text("utf-8"))
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
@@ -148,6 +151,25 @@ class PipelineTask(luigi.Task):
     def upstream(self) -> list[PipelineTask]:
         return [task for task in flatten(self.requires()) if isinstance(task, PipelineTask)]
 
+    def all_upstream(self) -> list[PipelineTask]:
+        """Every pipeline task this one depends on, directly or not (a stage may read a folder
+        two steps up: evaluation reads the preprocessed data beside the trained model)."""
+        found: dict[Path, PipelineTask] = {}
+        pending = self.upstream()
+        while pending:
+            task = pending.pop()
+            if task.folder() not in found:
+                found[task.folder()] = task
+                pending.extend(task.upstream())
+        return list(found.values())
+
+    def hash_cache_file(self) -> Path:
+        return Path(self.root()) / ".cache" / "file-hashes.json"
+
+    def hash_cache(self) -> HashCache:
+        """sha256 of files, cached by size, mtime, inode and ctime (tasks/content.py)."""
+        return HashCache.at(self.hash_cache_file())
+
     def fingerprint_components(self) -> dict[str, Any]:
         return {
             "task": self.get_task_family(),
@@ -177,12 +199,17 @@ class PipelineTask(luigi.Task):
         return luigi.LocalTarget(str(self.folder() / MANIFEST))
 
     def complete(self) -> bool:
-        manifest = read_manifest(self.folder())
+        # A manifest read, nothing hashed: a no-op rerun stays fast. A damaged manifest is not
+        # complete, so Luigi calls run(), which names it instead of silently redoing the task.
+        try:
+            manifest = integrity.read_sealed(self.folder())
+        except IntegrityError:
+            return False
         return manifest is not None and manifest.get("fingerprint") == self.fingerprint()
 
     def manifest(self) -> dict[str, Any]:
-        """The completed manifest of this task (run it first)."""
-        manifest = read_manifest(self.folder())
+        """The completed manifest of this task (run it first), its seal checked."""
+        manifest = integrity.read_sealed(self.folder())
         if manifest is None:
             raise TfpipeError(f"{self.task_id} has no manifest in {self.folder()}; run it first")
         return manifest
@@ -200,12 +227,14 @@ class PipelineTask(luigi.Task):
             if self.complete():
                 logger.info("%s was completed by another run meanwhile; reusing it", self.task_id)
                 return
+            integrity.read_sealed(folder)  # a damaged manifest here: say so, never redo it silently
+            self.verify_upstream()
             started = time.time()
             attempts = _record_attempt(folder, started)
             record = self.produce(folder) or {}
             finished = time.time()
-            atomic.write_json(
-                folder / MANIFEST,
+            integrity.write_manifest(
+                folder,
                 {
                     "task": self.get_task_family(),
                     "task_id": self.task_id,
@@ -221,8 +250,16 @@ class PipelineTask(luigi.Task):
                     "finished": _iso(finished),
                     "duration_s": round(finished - started, 3),
                     "attempts": attempts,
+                    "files": integrity.file_list(folder, self.hash_cache()),
                 },
             )
+
+    def verify_upstream(self) -> None:
+        """Every upstream folder still holds what its manifest lists (hashes cached by stat),
+        checked here in the Luigi process before this task's own process starts."""
+        cache = self.hash_cache()
+        for task in self.all_upstream():
+            integrity.verify(task.folder(), cache)
 
     def produce(self, folder: Path) -> dict[str, Any] | None:
         raise NotImplementedError
@@ -235,7 +272,8 @@ class PipelineTask(luigi.Task):
 
 
 def _record_attempt(folder: Path, started: float) -> int:
-    """Append this process to the folder's attempts log (under the output lock); return the count."""
+    """Append this process to the folder's attempts log (under the output lock); return the count:
+    the task's own count of how often it ran, kept across crashes and resumes."""
     path = folder / ATTEMPTS
     line = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _iso(started),
                        "started_ts": started})

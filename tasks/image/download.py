@@ -128,7 +128,7 @@ class DownloadImageDataset(DatasetTask):
         components = super().fingerprint_components()
         components["dataset_plugin"] = self.plugin_info().identity()
         source = self.source()
-        cache = self.hash_cache()
+        cache = self.hash_cache_file()
         if source.kind == "remote":
             components["source"] = {f.name: f.sha256 or f"size {f.size}"
                                     for f in self.plugin().REMOTE}
@@ -143,21 +143,17 @@ class DownloadImageDataset(DatasetTask):
         return self.manifest()["record"]
 
     def data_files(self) -> dict[str, Path]:
-        """The dataset's files by role, checked against this task's manifest (run it first)."""
+        """The dataset's files by role (run it first). Copies in this task's folder were checked
+        with the folder (PipelineTask.verify_upstream); files read in place are checked here."""
         manifest = self.manifest()
-        record, cache = manifest["record"], self.hash_cache()
+        record = manifest["record"]
         files = {role: self.folder() / name for role, name in record["files"].items()}
         if record["in_place"]:
             expected = manifest["components"]["source"]
             for role, path in files.items():
-                if not path.exists() or content_sha256(path, cache) != expected.get(role):
+                if not path.exists() or content_sha256(path, self.hash_cache_file()) != expected.get(role):
                     raise TfpipeError(f"{path} changed since {self.task_id} read it; rerun so the "
                                       "dataset is read again")
-        else:
-            for role, path in files.items():
-                if not path.is_file() or cached_sha256(path, cache) != record["sha256"][role]:
-                    raise TfpipeError(f"{path} does not match its manifest; delete {self.folder()} "
-                                      "and rerun")
         return files
 
     # ----- running ------------------------------------------------------------
@@ -194,7 +190,7 @@ class DownloadImageDataset(DatasetTask):
             if source.kind == "local":
                 files = {role: self._copy(path, folder) for role, path in files.items()}
             record["files"] = {role: path.name for role, path in files.items()}
-            record["sha256"] = {role: cached_sha256(path, self.hash_cache())
+            record["sha256"] = {role: cached_sha256(path, self.hash_cache_file())
                                 for role, path in files.items()}
         logger.info("%s: %d training and %d test images of shape %s, %d classes (%s)",
                     self.run_name(), facts["counts"]["train"], facts["counts"]["test"],
@@ -229,7 +225,7 @@ class DownloadImageDataset(DatasetTask):
                 raise ChecksumMismatch(f"{path}: size {size} bytes, expected {remote.size} for "
                                        f"dataset {self.dataset}; the copy is incomplete or another "
                                        f"file: replace it with {remote.urls[0]}")
-            if remote.sha256 and cached_sha256(path, self.hash_cache()) != remote.sha256:
+            if remote.sha256 and cached_sha256(path, self.hash_cache_file()) != remote.sha256:
                 raise ChecksumMismatch(f"{path}: sha256 differs from the pinned {remote.sha256} of "
                                        f"dataset {self.dataset}; the copy is damaged or another "
                                        f"file: replace it with {remote.urls[0]}")

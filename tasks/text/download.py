@@ -118,7 +118,7 @@ class DownloadCorpus(DatasetTask):
 
     # ----- identity ------------------------------------------------------
     def hashes(self, files: Mapping[str, Path]) -> dict[str, str]:
-        return {role: cached_sha256(path, self.hash_cache()) for role, path in files.items()}
+        return {role: cached_sha256(path, self.hash_cache_file()) for role, path in files.items()}
 
     def fingerprint_components(self) -> dict[str, Any]:
         components = super().fingerprint_components()
@@ -198,22 +198,22 @@ class DownloadCorpus(DatasetTask):
 
     # ----- for the stages downstream --------------------------------------
     def files(self) -> dict[str, Path]:
-        """The corpus files this task recorded, each checked to be unchanged (hash cached by
-        size and mtime)."""
+        """The corpus files this task recorded (run it first). Copies in this task's folder were
+        checked with the folder (PipelineTask.verify_upstream); a user's file read in place is
+        checked here (hash cached by stat)."""
         folder = self.folder()
         recorded = self.manifest()["record"]["files"]
         files = {}
         for role, entry in recorded.items():
             path = Path(entry["path"]) if entry["in_place"] else folder / entry["path"]
-            try:
-                actual = cached_sha256(path, self.hash_cache())
-            except OSError as exc:
-                raise DataError(f"{path}: cannot read the corpus ({exc.strerror}); rerun so "
-                                f"{self.get_task_family()} finds it again") from exc
-            if actual != entry["sha256"]:
-                what = ("rerun to use the new content" if entry["in_place"]
-                        else f"delete {folder} and rerun")
-                raise DataError(f"{path} changed since {folder} recorded it (sha256 {actual}, "
-                                f"recorded {entry['sha256']}); {what}")
+            if entry["in_place"]:
+                try:
+                    actual = cached_sha256(path, self.hash_cache_file())
+                except OSError as exc:
+                    raise DataError(f"{path}: cannot read the corpus ({exc.strerror}); rerun so "
+                                    f"{self.get_task_family()} finds it again") from exc
+                if actual != entry["sha256"]:
+                    raise DataError(f"{path} changed since {folder} recorded it (sha256 {actual}, "
+                                    f"recorded {entry['sha256']}); rerun to use the new content")
             files[role] = path
         return files

@@ -110,7 +110,8 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     validate = HeldoutScorer(model, np.load(data_dir / "heldout_ids.npy"))
     result = loop.run(train_step, batches, total_steps, validate, units_per_step=batch_size * window,
                       unit="chars")
-    model.save(str(out / "model.keras"))
+    # Saved under a temporary name and renamed: a killed or disk-full save leaves no partial model.
+    atomic.save_file(out / "model.keras", lambda path: model.save(str(path)))
     atomic.write_json(out / "vocab.json", vocab)
     result["exported"] = ["model.keras"]
     result["hparams"] = hparams
