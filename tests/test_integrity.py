@@ -225,7 +225,7 @@ def test_a_killed_or_failed_model_save_leaves_no_partial_model(tmp_path, name, k
     save(target, writer(b"whole"))
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # the killed save's leftovers are gone
 
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(atomic.DiskFull, match=f"no space left on device: could not write {target}"):
         save(target, writer(b"par", OSError(28, "No space left on device")))
     content = target / "saved_model.pb" if kind == "folder" else target
     assert content.read_bytes() == b"whole"  # the previous model, untouched
