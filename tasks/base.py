@@ -216,6 +216,7 @@ class PipelineTask(luigi.Task):
 
     def run(self) -> None:
         folder = self.folder()
+        self.verify_upstream()  # before anything is created: a refused task leaves no trace
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -228,7 +229,6 @@ class PipelineTask(luigi.Task):
                 logger.info("%s was completed by another run meanwhile; reusing it", self.task_id)
                 return
             integrity.read_sealed(folder)  # a damaged manifest here: say so, never redo it silently
-            self.verify_upstream()
             started = time.time()
             attempts = _record_attempt(folder, started)
             record = self.produce(folder) or {}
