@@ -149,6 +149,14 @@ class DownloadCorpus(DatasetTask):
                 "$TFPIPE_DATA_MIRROR, or data.mirror in your config)")
         return components
 
+    def known_bytes(self) -> int | None:
+        """Size of the corpus files: as recorded once downloaded, else of the local copy; None
+        when there is none yet (a URL or a dataset still to download)."""
+        if self.complete():
+            return int(self.manifest()["record"]["bytes"])
+        found = find_local(self.corpus, self.plugin(), self.options(), self.mirror)
+        return sum(path.stat().st_size for path in found.files.values()) if found else None
+
     # ----- work ----------------------------------------------------------
     def produce(self, folder: Path) -> dict[str, Any]:
         options, plugin = self.options(), self.plugin()

@@ -1,6 +1,7 @@
 """Preprocessing stage of the text path: the corpus as compact character ids."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from luigi.util import requires
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.text.download import DownloadCorpus, corpus_label
+from tasks.text.prep import holdout_size
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,16 @@ class PreprocessText(PipelineTask):
 
     def run_name(self) -> str:
         return corpus_label(self.corpus, self.corpus_options)
+
+    def known_train_chars(self) -> tuple[int, bool] | None:
+        """(characters of the training text, exact?) known without decoding the corpus: exact once
+        preprocessed, else at most the corpus's size in bytes less the held-out part; None when
+        unknown (a URL not downloaded yet)."""
+        if self.complete():
+            meta = json.loads((self.folder() / "meta.json").read_text("utf-8"))
+            return int(meta["counts"]["train"]), True
+        size = self.requires().known_bytes()
+        return (size - holdout_size(size, self.holdout), False) if size is not None else None
 
     def produce(self, folder: Path) -> dict[str, Any]:
         import numpy as np  # stays out of a no-op rerun

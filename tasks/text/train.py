@@ -35,6 +35,14 @@ class TrainTextModel(TrainingTask):
     def run_name(self) -> str:
         return f"{corpus_label(self.corpus, self.corpus_options)}-{self.model}"
 
+    def check_settings(self) -> None:
+        """Refuse, before anything runs, a window or batch_size the training text cannot fill,
+        when its length is known cheaply (PreprocessText.known_train_chars)."""
+        known = self.requires().known_train_chars()
+        if known is not None:
+            chars, exact = known
+            check_window(chars, self.window, self.batch_size, at_most=not exact)
+
     def produce(self, folder: Path) -> dict[str, Any]:
         data = self.requires().folder()
         meta = json.loads((data / "meta.json").read_text("utf-8"))
