@@ -67,7 +67,7 @@ def _is_complete(task: luigi.Task) -> bool:
 def _reason(worker: Any, failures: list[str], sets: dict[str, set]) -> str:
     errors = user_errors.seen()  # also those of forked task processes (--workers N)
     if errors:
-        return "; ".join(one_line(error) for error in errors)
+        return "; ".join(f"{task}: {one_line(error)}" if task else one_line(error) for task, error in errors)
     if failures:
         return failures[0]
     # complete() raised while scheduling: luigi logged the traceback but passed no exception on.

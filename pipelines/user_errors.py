@@ -26,6 +26,7 @@ import sys
 import tempfile
 
 from luigi.cmdline_parser import CmdlineParser
+from luigi.task import Task
 
 from plugins.errors import TfpipeError
 
@@ -56,27 +57,28 @@ def print_at_exit(enabled: bool) -> None:
     _state["print_at_exit"] = enabled
 
 
-def seen() -> list[str]:
-    """The user errors remembered so far by this process and the task processes it forked."""
+def seen() -> list[tuple[str | None, str]]:
+    """(task id or None, message) of each user error remembered so far by this process and the
+    task processes it forked; a message once."""
     channel = _state["channel"]
     if channel is None:
         return []
     text = os.pread(channel.fileno(), 1 << 20, 0).decode("utf-8", "replace")
-    messages: list[str] = []
+    found: dict[str, str | None] = {}
     for line in text.splitlines():
-        message = json.loads(line)
-        if message not in messages:
-            messages.append(message)
-    return messages
+        entry = json.loads(line)
+        found.setdefault(entry["message"], entry["task"])
+    return [(task, message) for message, task in found.items()]
 
 
-def remember(message: str) -> None:
+def remember(message: str, task_id: str | None = None) -> None:
     channel = _state["channel"]
     if channel is None:
         return
     # One write of one line to a file opened with O_APPEND: lines of concurrent task processes
     # never interleave.
-    os.write(channel.fileno(), (json.dumps(message) + "\n").encode("utf-8"))
+    line = json.dumps({"task": task_id, "message": message}) + "\n"
+    os.write(channel.fileno(), line.encode("utf-8"))
 
 
 def user_error_in(formatted: str) -> str | None:
@@ -116,7 +118,8 @@ def _drop_user_error_tracebacks(record: logging.LogRecord) -> bool:
     if CmdlineParser.get_instance() is None:
         return True  # luigi.build() from Python: the caller sees Luigi's log unchanged
     if user_error is not None:
-        remember(str(user_error))
+        task = next((arg for arg in _args(record) if isinstance(arg, Task)), None)
+        remember(str(user_error), task.task_id if task is not None else None)
         record.exc_info, record.exc_text = None, None  # keep "[pid] Worker ... failed TASK"
         return True
     message = record.getMessage()
@@ -129,6 +132,10 @@ def _drop_user_error_tracebacks(record: logging.LogRecord) -> bool:
     return True
 
 
+def _args(record: logging.LogRecord) -> tuple:
+    return record.args if isinstance(record.args, tuple) else ()
+
+
 def _print_at_exit() -> None:
     if os.getpid() != _state["owner"] or not _state["print_at_exit"]:
         return  # a forked task process, or `python -m pipelines run` (it says why itself)
@@ -136,7 +143,7 @@ def _print_at_exit() -> None:
     if messages:
         sys.stdout.flush()
         sys.stderr.flush()
-        for message in messages:
+        for _, message in messages:
             one_line = " ".join(message.split())
             sys.stderr.write(f"tfpipe: error: {one_line}\n")
         sys.stderr.flush()
