@@ -145,11 +145,11 @@ def test_a_bad_flag_is_one_line_naming_flag_value_and_type(tmp_path, cli, flag):
 
 
 def test_the_text_path_refuses_a_window_longer_than_the_corpus_before_anything_runs(tmp_path):
-    corpus = make_corpus(tmp_path / "short.txt", chars=500)
+    corpus = make_corpus(tmp_path / "short.txt", chars=500)  # a local file: its size is known
     done = run(tmp_path, "luigi", ["TextRun", "--corpus", str(corpus), "--model", "lstm", "--window", "1000",
                                    "--local-scheduler"])
     assert_user_error(done, 35, "text.window at command line --window")
-    assert "the training text has at most" in last_line(done.stdout)
+    assert "shorter than one window of window=1000" in last_line(done.stdout)
     assert not (tmp_path / "workspace" / "download").exists()  # nothing ran, not even the download
 
 

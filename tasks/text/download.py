@@ -157,6 +157,12 @@ class DownloadCorpus(DatasetTask):
         found = find_local(self.corpus, self.plugin(), self.options(), self.mirror)
         return sum(path.stat().st_size for path in found.files.values()) if found else None
 
+    def local_text(self) -> str | None:
+        """The text of the local copy, decoded and checked by the plugin; None without one."""
+        options, plugin = self.options(), self.plugin()
+        found = find_local(self.corpus, plugin, options, self.mirror)
+        return plugin.open_dataset(found.files, options).text if found else None
+
     # ----- work ----------------------------------------------------------
     def produce(self, folder: Path) -> dict[str, Any]:
         options, plugin = self.options(), self.plugin()

@@ -10,10 +10,11 @@ import luigi
 from luigi.parameter import _no_value
 from luigi.util import requires
 
+from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.text.download import DownloadCorpus, corpus_label
-from tasks.text.prep import holdout_size
+from tasks.text.prep import holdout_size, normalise, split_holdout
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,15 @@ class PreprocessText(PipelineTask):
             return int(meta["counts"]["train"]), True
         size = self.requires().known_bytes()
         return (size - holdout_size(size, self.holdout), False) if size is not None else None
+
+    def decoded_train_chars(self) -> int:
+        """Characters of the training text, from the local corpus decoded here (a data error such
+        as an empty or binary file is raised first); for when an estimate is not enough."""
+        text = self.requires().local_text()
+        if text is None:
+            raise TfpipeError(f"{self.task_id}: no local copy of the corpus to read")
+        train, _ = split_holdout(normalise(text, self.lowercase), self.holdout)
+        return len(train)
 
     def produce(self, folder: Path) -> dict[str, Any]:
         import numpy as np  # stays out of a no-op rerun
