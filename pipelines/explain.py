@@ -53,7 +53,8 @@ def explain_command_line(argv: list[str]) -> list[Verdict]:
     """Verdicts for the task `luigi --module pipelines ARGV` would run."""
     # Parameters of upstream tasks may come from the command line too, so the
     # parser stays installed while the graph is walked.
-    with CmdlineParser.global_instance(argv) as parser:
+    # --local-scheduler: explaining runs nothing, so it needs no luigid (server.check_reachable).
+    with CmdlineParser.global_instance([*argv, "--local-scheduler"]) as parser:
         return list(explain(parser.get_task_obj()))
 
 

@@ -112,11 +112,15 @@ class PipelineTask(luigi.Task):
         default="workspace", significant=False, description="root folder of all run artefacts"
     )
 
-    # The scheduler retries a failed task once (after [scheduler] retry_delay), then disables
-    # it, so every worker waiting on it (luigi.cfg [worker] keep_alive) ends instead of waiting
-    # forever. The retry matters when a worker is killed: the scheduler counts its running
-    # task as failed, and a waiting worker resumes it from its checkpoint.
-    retry_count = 2
+    @property
+    def retry_count(self) -> int:
+        """Attempts before the scheduler disables the task (so every worker waiting on it,
+        [worker] keep_alive, ends instead of waiting forever). Under luigid a failed task is
+        retried once, after [scheduler] retry_delay: when a worker is killed, the scheduler
+        counts its running task as failed and a waiting worker resumes it from its checkpoint.
+        A user error is never retried (report_final). The in-process scheduler of
+        --local-scheduler has no other worker to resume a task: one attempt."""
+        return 1 if luigi.interface.core().local_scheduler else 2
 
     stage: ClassVar[str] = ""
 
@@ -215,6 +219,13 @@ class PipelineTask(luigi.Task):
         return manifest
 
     def run(self) -> None:
+        try:
+            self._run()
+        except TfpipeError:
+            report_final(self)  # a user error fails the same way on a retry
+            raise
+
+    def _run(self) -> None:
         folder = self.folder()
         self.verify_upstream()  # before anything is created: a refused task leaves no trace
         try:
@@ -269,6 +280,28 @@ class PipelineTask(luigi.Task):
         if isinstance(exception, TfpipeError):
             return f"{type(self).__name__} failed: {exception}"
         return super().on_failure(exception)
+
+
+def report_final(task: luigi.Task) -> None:
+    """Tell the scheduler that the failure this running task is about to report is final.
+
+    Luigi's worker sends the task's retry policy along with the FAILED status, but the
+    scheduler applies that policy only after it has counted the failure (luigi/scheduler.py,
+    Scheduler.add_task), so it must arrive first: as a RUNNING update with retry_count 1, the
+    failure then disables the task at once. The scheduler is reached through the status
+    reporter Luigi binds to a running task's set_status_message (also from a forked task
+    process under luigid, over its RPC).
+    """
+    reporter = getattr(getattr(task, "set_status_message", None), "__self__", None)
+    scheduler = getattr(reporter, "_scheduler", None)
+    if scheduler is None:
+        return  # not run by a Luigi worker
+    try:
+        scheduler.add_task(worker=reporter._worker_id, task_id=task.task_id, status=luigi.task_status.RUNNING,
+                           resources=task.process_resources(), accepts_messages=task.accepts_messages,
+                           retry_policy_dict={"retry_count": 1})
+    except Exception:  # noqa: BLE001  scheduler unreachable: luigi's own retry policy applies
+        logger.warning("could not tell the scheduler not to retry %s", task.task_id, exc_info=True)
 
 
 def _record_attempt(folder: Path, started: float) -> int:

@@ -1,6 +1,8 @@
 """Multi-layer perceptron: Flatten, Dense(hidden_units, relu), Dense(classes)."""
 KIND = "image_classifier"
 DEFAULTS = {"hidden_units": 100}
+# Checked before anything runs, like a setting (pipelines/plugin_checks.py).
+LIMITS = {"hidden_units": {"minimum": 1}}
 
 
 def build(spec: dict, hidden_units: int = 100):

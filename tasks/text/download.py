@@ -143,6 +143,20 @@ class DownloadCorpus(DatasetTask):
                 "$TFPIPE_DATA_MIRROR, or data.mirror in your config)")
         return components
 
+    def known_bytes(self) -> int | None:
+        """Size of the corpus files: as recorded once downloaded, else of the local copy; None
+        when there is none yet (a URL or a dataset still to download)."""
+        if self.complete():
+            return int(self.manifest()["record"]["bytes"])
+        found = find_local(self.corpus, self.plugin(), self.options(), self.mirror)
+        return sum(path.stat().st_size for path in found.files.values()) if found else None
+
+    def local_text(self) -> str | None:
+        """The text of the local copy, decoded and checked by the plugin; None without one."""
+        options, plugin = self.options(), self.plugin()
+        found = find_local(self.corpus, plugin, options, self.mirror)
+        return plugin.open_dataset(found.files, options).text if found else None
+
     # ----- work ----------------------------------------------------------
     def produce(self, folder: Path) -> dict[str, Any]:
         options, plugin = self.options(), self.plugin()

@@ -8,6 +8,7 @@ from typing import Any
 import luigi
 from luigi.util import requires
 
+from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.model_task import TrainingTask
 from tasks.text.download import corpus_label
@@ -34,6 +35,25 @@ class TrainTextModel(TrainingTask):
 
     def run_name(self) -> str:
         return f"{corpus_label(self.corpus, self.corpus_options)}-{self.model}"
+
+    def check_settings(self) -> None:
+        """Refuse, before anything runs, a window or batch_size the training text cannot fill,
+        when its length is known cheaply (PreprocessText.known_train_chars)."""
+        preprocess = self.requires()
+        known = preprocess.known_train_chars()
+        if known is None:
+            return
+        chars, exact = known
+        try:
+            check_window(chars, self.window, self.batch_size, at_most=not exact)
+        except TfpipeError:
+            if exact:
+                raise
+            # Too short even by its size in bytes: decode it, so that a data error (an empty or
+            # binary file) is what the user hears first, and the count is exact. Rare: no cost
+            # to a run that fits.
+            check_window(preprocess.decoded_train_chars(), self.window, self.batch_size)
+            raise
 
     def produce(self, folder: Path) -> dict[str, Any]:
         data = self.requires().folder()
