@@ -17,7 +17,6 @@ from pipelines import settings
 T = TypeVar("T", bound=type)
 
 
-
 class _KeepsUnreadable:
     """A setting's parameter keeps a command-line value it cannot read as its type (--steps 1.5,
     --learning-rate abc) as the text given. The run task then checks it like every setting
