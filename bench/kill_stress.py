@@ -1,6 +1,6 @@
 """kill -9 image and text runs at random moments; nothing partial may ever pass as complete.
 
-nice python bench/kill_stress.py [--runs 50] [--seed 0] [--jobs 1] [--keep DIR]
+nice python bench/kill_stress.py [--runs 50] [--seed 0] [--jobs 1] [--keep DIR]   (N=50: about 55 min on 2 busy cores)
 
 In a temporary workspace, on tiny data it makes itself (the `arrays` dataset read in
 place, a small text file), it:
