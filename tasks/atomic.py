@@ -62,20 +62,26 @@ def _temporary(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
+def _replace_with(path: Path, fill: Callable[[Any], None]) -> None:
+    """`fill(handle)` writes a temporary file beside `path`, synced and renamed to `path` once whole."""
     with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = _temporary(path)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                fill(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    _replace_with(path, lambda handle: handle.write(data))
 
 
 def write_text(path: Path, text: str) -> None:
@@ -101,18 +107,7 @@ def save_npy(path: Path, array) -> None:
     """np.save through a temporary file, so a crash never leaves a short array."""
     import numpy as np
 
-    path = Path(path)
-    with writing(path):
-        fd, tmp = _temporary(path)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(_Stream(handle), array)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    _replace_with(Path(path), lambda handle: np.save(_Stream(handle), array))
 
 
 def _fsync(path: Path) -> None:
