@@ -21,6 +21,11 @@ from tasks.text.download import corpus_label
 from tasks.text.prep import check_temperatures
 from tasks.text.train import TrainTextModel
 
+# XLA makes a sampling step about 5x cheaper for a few streams (bench/text_generation_speed.py) but
+# compiling costs a few seconds once per process: on a 2-core CPU it pays for itself from some
+# 10,000 characters per stream. The text is the same either way (tests/test_text_generation.py).
+XLA_FROM_LENGTH = 10_000
+
 
 @requires(TrainTextModel)
 class GenerateText(PipelineTask):
@@ -75,10 +80,10 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     model = load_char_model(model_dir, vocab, str(model_dir))
     heldout = decode(np.load(data_dir / "heldout_ids.npy"), vocab)
     seed_text = seed_passage(heldout, request["seed_length"], request["sample_seed"])
-    sampler = Sampler(model)
+    sampler = Sampler(model, jit_compile=request["length"] >= XLA_FROM_LENGTH)
     started = time.perf_counter()
     ids = sampler(encode(seed_text, vocab), temperatures, request["length"], request["sample_seed"])
-    seconds = time.perf_counter() - started  # includes tracing the compiled loop once
+    seconds = time.perf_counter() - started  # includes tracing (and compiling) the loops once
     samples = [{"temperature": t, "text": decode(row, vocab)} for t, row in zip(temperatures, ids)]
     emit("log", message=f"generated {len(temperatures)} x {request['length']} characters in {seconds:.1f}s")
     atomic.write_json(out / "samples.json", {"seed_text": seed_text, "samples": samples,
