@@ -84,10 +84,24 @@ def test_xla_and_plain_tf_function_draw_the_same_text(name):
     from tasks.text.rnn import Sampler
 
     model, seed = char_model(name), np.array([3, 1, 4, 1, 5], np.int32)
-    xla = Sampler(model)
+    xla = Sampler(model, jit_compile=True)
     drawn = xla(seed, [0.5, 1.0, 2.0], 40, seed=11)
     np.testing.assert_array_equal(drawn, Sampler(model, jit_compile=False)(seed, [0.5, 1.0, 2.0], 40, seed=11))
-    assert xla.jit_compile is (name != "custom_cell")
+    assert xla.xla_works is (name != "custom_cell")
+
+
+def test_draws_follow_the_softmax_of_the_logits():
+    from tasks.text.rnn import draw_categorical
+
+    probabilities = [0.5, 0.25, 0.125, 0.125, 0.0]
+    rows = tf.repeat(tf.math.log(tf.constant([probabilities])), 40_000, axis=0)
+    drawn = draw_categorical(rows, tf.constant([3], tf.uint64), 0).numpy()
+    frequencies = np.bincount(drawn, minlength=5) / len(drawn)
+    np.testing.assert_allclose(frequencies, probabilities, atol=0.01)  # 4 standard deviations at p = 0.5
+    assert frequencies[4] == 0
+    # Another step (or key) draws other numbers.
+    assert not np.array_equal(drawn, draw_categorical(rows, tf.constant([3], tf.uint64), 1).numpy())
+    assert not np.array_equal(drawn, draw_categorical(rows, tf.constant([4], tf.uint64), 0).numpy())
 
 
 def test_a_longer_sample_extends_a_shorter_one():
@@ -97,6 +111,8 @@ def test_a_longer_sample_extends_a_shorter_one():
     sampler = Sampler(lstm.build({"vocab_size": 9}, units=16, embedding_dim=4))
     seed = np.array([1, 2, 3], dtype=np.int32)
     np.testing.assert_array_equal(sampler(seed, [1.0, 1.5], 30, seed=5)[:, :12], sampler(seed, [1.0, 1.5], 12, seed=5))
+    # and a stream's text does not depend on the streams after it
+    np.testing.assert_array_equal(sampler(seed, [1.0, 1.5, 0.7], 12, seed=5)[:2], sampler(seed, [1.0, 1.5], 12, seed=5))
 
 
 def test_a_one_character_seed_primes_nothing():

@@ -21,10 +21,11 @@ from tasks.text.download import corpus_label
 from tasks.text.prep import check_temperatures
 from tasks.text.train import TrainTextModel
 
-# XLA makes a sampling step about 5x cheaper for a few streams (bench/text_generation_speed.py) but
-# compiling costs a few seconds once per process: on a 2-core CPU it pays for itself from some
-# 10,000 characters per stream. The text is the same either way (tests/test_text_generation.py).
-XLA_FROM_LENGTH = 10_000
+# XLA makes a sampling step 4-6x cheaper for a few streams (bench/text_generation_speed.py) but
+# compiling costs seconds once per process. One generation of 4 temperatures on a busy 2-core CPU,
+# plain vs XLA: 400 chars 1.2 vs 4.2 s, 3,000 chars 2.9-3.9 vs 4.4-5.0 s, 10,000 chars 6.6-8.0 vs
+# 5.2 s. The random draws are the same either way (tests/test_text_generation.py).
+XLA_FROM_LENGTH = 6_000
 
 
 @requires(TrainTextModel)

@@ -223,109 +223,123 @@ class Stepper:
         return states
 
 
+def keep_shapes(states: Any, shapes: Any) -> Any:
+    """States with the static shapes they entered a loop with: some cells lose the static batch
+    size, and loop variables must keep their shapes. No op where nothing was lost."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(lambda s, shape: s if s.shape == shape else tf.ensure_shape(s, shape),
+                                 states, shapes)
+
+
 def read_over_time(recurrence: Recurrence, x: Any, keep_outputs: bool) -> tuple[Any, list[Any]]:
     """Steps `recurrence` over projected inputs x (time, 1, features) from a zero state:
     (outputs (time, 1, units), or None unless keep_outputs; final state)."""
     import tensorflow as tf
 
-    state = recurrence.initial_state(1)
-    shapes = [s.shape for s in state]  # some cells lose static shapes; loop variables must keep theirs
-    if not keep_outputs:
-        for t in tf.range(tf.shape(x)[0]):
-            state = [tf.ensure_shape(s, shape) for s, shape in zip(recurrence.step(x[t], state)[1], shapes)]
-        return None, state
-    outputs = tf.TensorArray(recurrence.cell.compute_dtype, size=tf.shape(x)[0])
-    for t in tf.range(tf.shape(x)[0]):
+    state, time = recurrence.initial_state(1), tf.shape(x)[0]
+    shapes = [s.shape for s in state]
+
+    def read(t, state, *outputs):
         out, state = recurrence.step(x[t], state)
-        state = [tf.ensure_shape(s, shape) for s, shape in zip(state, shapes)]
-        outputs = outputs.write(t, out)
-    return outputs.stack(), state
+        return (t + 1, keep_shapes(state, shapes), *(written.write(t, out) for written in outputs))
+
+    outputs = [tf.TensorArray(recurrence.cell.compute_dtype, size=time)] if keep_outputs else []
+    _, state, *outputs = tf.while_loop(lambda t, *_: t < time, read, (tf.constant(0), state, *outputs))
+    return (outputs[0].stack() if keep_outputs else None), state
 
 
 PHILOX = 1  # tf.random.Algorithm.PHILOX
 
 
-def gumbel_max(logits: Any, key: Any, step: Any) -> Any:
-    """A categorical draw per row of logits (batch, classes) -> int32 (batch,), by the Gumbel-max
-    trick, from Philox integer bits at counter (0, step) under a uint64 key: XLA and TensorFlow's
-    own kernels draw the same bits (their float and categorical draws differ), so the text does
-    not depend on whether XLA compiled the loop, and a longer sample extends a shorter one."""
+def draw_categorical(logits: Any, key: Any, step: Any) -> Any:
+    """One categorical draw per row of logits (batch, classes) -> int32 (batch,), by the inverse
+    CDF: one uniform per row, from Philox integer bits at counter (0, step) under a uint64 key.
+    XLA and TensorFlow's own kernels draw the same bits (their float and categorical draws
+    differ), so the text does not depend on whether XLA compiled the loop; a row's draws do
+    not depend on the rows after it, and a longer sample extends a shorter one."""
     import tensorflow as tf
 
+    cdf = tf.cumsum(tf.nn.softmax(logits), axis=-1)
     counter = tf.stack([tf.constant(0, tf.uint64), tf.cast(step, tf.uint64)])  # low word: within this draw
-    bits = tf.raw_ops.StatelessRandomUniformFullIntV2(shape=tf.shape(logits), key=key, counter=counter,
+    bits = tf.raw_ops.StatelessRandomUniformFullIntV2(shape=tf.shape(logits)[:1], key=key, counter=counter,
                                                       alg=PHILOX, dtype=tf.int32)
-    uniform = (tf.cast(tf.bitwise.bitwise_and(bits, 0xFFFFFF), tf.float32) + 0.5) / 2**24  # in (0, 1)
-    return tf.argmax(logits - tf.math.log(-tf.math.log(uniform)), axis=-1, output_type=tf.int32)
+    uniform = (tf.cast(tf.bitwise.bitwise_and(bits, 0xFFFFFF), tf.float32) + 0.5) * 2**-24  # in (0, 1)
+    below = tf.cast(cdf < (uniform * cdf[:, -1])[:, None], tf.int32)  # scaled: the sum may round below 1
+    return tf.reduce_sum(below, axis=-1)
 
 
 class Sampler:
     """Seeded sampling: prime with a seed passage (`prime`), then draw `length` characters per
-    temperature (`sample`); each is one compiled tf.function, XLA-compiled unless the model's
-    layers cannot be (then it falls back to a plain tf.function, once)."""
+    temperature (`sample`); each is one tf.function, compiled by XLA if `jit_compile` (a model
+    whose layers XLA cannot compile falls back to plain tf.functions, once). XLA or not, the
+    random draws are the same."""
 
     def __init__(self, model: Any, jit_compile: bool = True):
         self.stepper = Stepper(model)
         self.jit_compile = jit_compile
-        self._compile(jit_compile)
-        self._tried: set[str] = set()  # compiled functions called once already
+        self.xla_works = True  # until a layer of this model proves XLA cannot compile it
+        self._functions: dict[tuple[str, bool], Any] = {}
+        self._called: set[tuple[str, bool]] = set()
 
-    def _compile(self, jit_compile: bool) -> None:
+    def _function(self, name: str, xla: bool) -> Any:
         import tensorflow as tf
 
-        stepper = self.stepper
+        if (name, xla) not in self._functions:
+            loop = {"prime": self._prime, "sample": self._sample}[name]
+            # The loops are written as tf.while_loop: converting them with autograph costs seconds.
+            self._functions[name, xla] = tf.function(loop, jit_compile=xla, autograph=False)
+        return self._functions[name, xla]
 
-        def prime(seed_ids):
-            return stepper.prime(seed_ids[:-1]), seed_ids[-1]
-
-        def sample(primed, temperatures, length, key):
-            states, last = primed
-            batch = tf.shape(temperatures)[0]
-            states = tf.nest.map_structure(lambda state: tf.repeat(state, batch, axis=0), states)
-            shapes = tf.nest.map_structure(lambda state: state.shape, states)
-            table, ids = stepper.table(), tf.fill([batch], last)
-            out = tf.TensorArray(tf.int32, size=length)
-            for i in tf.range(length):
-                logits, states = stepper.step(ids, states, table)
-                # Some cells lose the static batch size; loop variables must keep their shapes.
-                states = tf.nest.map_structure(tf.ensure_shape, states, shapes)
-                scaled = tf.cast(logits, tf.float32) / temperatures[:, None]
-                ids = gumbel_max(scaled, key, i)
-                out = out.write(i, ids)
-            return tf.transpose(out.stack())
-
-        self._prime = tf.function(prime, jit_compile=jit_compile)
-        self._sample = tf.function(sample, jit_compile=jit_compile)
-
-    def _run(self, which: str, *args: Any) -> Any:
+    def _run(self, name: str, *args: Any) -> Any:
         import tensorflow as tf
 
-        first, self._tried = which not in self._tried, self._tried | {which}
+        xla = self.jit_compile and self.xla_works
+        first, self._called = (name, xla) not in self._called, self._called | {(name, xla)}
         try:
-            return getattr(self, which)(*args)
+            return self._function(name, xla)(*args)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
-            if not (first and self.jit_compile):
+            if not (first and xla):
                 raise
-            # A layer XLA cannot compile: the same loops as plain tf.functions from now on.
-            self.jit_compile = False
-            self._compile(False)
-            return getattr(self, which)(*args)
+            self.xla_works = False  # a layer XLA cannot compile: plain tf.functions from now on
+            return self._function(name, False)(*args)
 
-    def prime(self, seed_ids: np.ndarray) -> Any:
-        """The model's state after the seed passage but its last character, and that character."""
+    def _prime(self, seed_ids: Any) -> Any:
+        return self.stepper.prime(seed_ids[:-1]), seed_ids[-1]
+
+    def _sample(self, primed: Any, temperatures: Any, length: Any, key: Any) -> Any:
+        import tensorflow as tf
+
+        stepper, (states, last) = self.stepper, primed
+        batch = tf.shape(temperatures)[0]
+        states = tf.nest.map_structure(lambda state: tf.repeat(state, batch, axis=0), states)
+        shapes = tf.nest.map_structure(lambda state: state.shape, states)
+        table, ids = stepper.table(), tf.fill([batch], last)
+
+        def draw(i, ids, states, out):
+            logits, states = stepper.step(ids, states, table)
+            ids = draw_categorical(tf.cast(logits, tf.float32) / temperatures[:, None], key, i)
+            return i + 1, ids, keep_shapes(states, shapes), out.write(i, ids)
+
+        _, _, _, out = tf.while_loop(lambda i, *_: i < length, draw,
+                                     (tf.constant(0), ids, states, tf.TensorArray(tf.int32, size=length)))
+        return tf.transpose(out.stack())
+
+    def prime(self, seed_ids: Any) -> Any:
+        """The model's state after the seed passage (int ids) but its last character, and that character."""
         import tensorflow as tf
 
         if len(seed_ids) == 0:
             raise TfpipeError("the seed passage is empty; generation needs at least one character")
-        return self._run("_prime", tf.constant(seed_ids, tf.int32))
+        return self._run("prime", tf.convert_to_tensor(seed_ids, tf.int32))
 
-    def sample(self, primed: Any, temperatures: list[float], length: int, seed: int) -> np.ndarray:
+    def sample(self, primed: Any, temperatures: Any, length: int, seed: int) -> np.ndarray:
         """int32 array (len(temperatures), length) of ids sampled after `primed` (from prime())."""
         import tensorflow as tf
 
-        return self._run("_sample", primed, tf.constant(temperatures, tf.float32), tf.constant(length, tf.int32),
-                         tf.constant([seed % 2**64], tf.uint64)).numpy()
+        return self._run("sample", primed, tf.convert_to_tensor(temperatures, tf.float32),
+                         tf.constant(length, tf.int32), tf.constant([seed % 2**64], tf.uint64)).numpy()
 
-    def __call__(self, seed_ids: np.ndarray, temperatures: list[float], length: int, seed: int) -> np.ndarray:
+    def __call__(self, seed_ids: Any, temperatures: Any, length: int, seed: int) -> np.ndarray:
         """int32 array (len(temperatures), length) of sampled ids."""
         return self.sample(self.prime(seed_ids), temperatures, length, seed)
