@@ -307,7 +307,7 @@ def main() -> None:
     tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1))  # XLA's one-off start, paid by neither side
     if args.variants:
         screen(model, seed, args.length, args.streams)
-    for n in args.streams:
+    for n in args.streams if args.rounds > 0 else []:  # --rounds 0: the screen or one-shot times alone
         compare(model, seed, [0.2 + 1.3 * i / max(1, n - 1) for i in range(n)], args.length, args.rounds)
     if args.one_shot:
         one_shot(args)

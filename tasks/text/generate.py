@@ -21,10 +21,11 @@ from tasks.text.download import corpus_label
 from tasks.text.prep import check_temperatures
 from tasks.text.train import TrainTextModel
 
-# XLA makes a sampling step 4-6x cheaper for a few streams (bench/text_generation_speed.py) but
-# compiling costs seconds once per process. One generation of 4 temperatures on a busy 2-core CPU,
-# plain vs XLA: 400 chars 1.2 vs 4.2 s, 3,000 chars 2.9-3.9 vs 4.4-5.0 s, 10,000 chars 6.6-8.0 vs
-# 5.2 s. The random draws are the same either way (tests/test_text_generation.py).
+# XLA makes a sampling step several times cheaper for a few streams, but compiling costs about 2 s
+# once per process. One call, 4 temperatures, plain vs XLA, on a shared 2-core CPU (ranges over the
+# runs of bench/text_generation_speed.py --one-shot): 400 chars 0.6 vs 2.0-2.2 s, 6,000 chars 2.6-2.8 vs 2.8-2.9 s,
+# 10,000 chars 3.1-4.4 vs 2.7-5.5 s, 30,000 chars 9.5-10.5 vs 3.4-5.8 s. The random draws are the
+# same either way (tests/test_text_generation.py).
 XLA_FROM_LENGTH = 6_000
 
 
