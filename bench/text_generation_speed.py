@@ -16,22 +16,23 @@ B, the plain loop: the model's weights read out of its layers, the LSTM step wri
 (z = x @ kernel + h @ recurrent_kernel + bias, then the gates) in a `for i in tf.range(length)`
 loop inside one tf.function, and a draw at each temperature. Variants tried (`--variants`
 screens them again on your machine):
-  - jit_compile on / off: on is 4-6x faster for one stream. For 64 streams XLA costs about
-    1.3x less CPU per character, but on a busy shared CPU the plain tf.function is sometimes
-    faster by the clock (TensorFlow's own kernels run on more threads, which win a bigger
-    share of the CPU), so B runs both ways and each round counts the faster;
+  - jit_compile on / off: on is 4-7x faster for one stream. For 64 streams XLA costs less CPU
+    per character (60-77k vs 33-56k characters per CPU-second here), but on a busy shared CPU
+    the plain tf.function is often faster by the clock (TensorFlow's own kernels run on more
+    threads, which win a bigger share of the CPU), so B runs both ways and each round counts
+    the faster;
   - the step calling Keras's own `LSTMCell` / written out by hand;
   - the input projection per step (embedding row @ kernel) / folded into a (vocab, 4 units)
     table computed once per call, so a step only looks its row up (saves a 64x1024 matmul);
   - priming: the seed's input projections as one matmul, then the recurrence / step by step
     like sampling / `keras.layers.RNN(cell, return_state=True)` over the whole seed (the one
     sequence call; on CPU Keras runs it as its own while loop, there is no fused kernel);
-  - drawing with tf.random.stateless_categorical / Gumbel-max over tf.random.stateless_uniform /
-    the inverse CDF (cumsum of the softmax) at one tf.random.stateless_uniform per stream.
-    The inverse CDF is the cheapest: about 20% less CPU per character than stateless_categorical
-    for 64 streams, which draws a random number per character of the vocabulary.
-The step variants differ by less than the noise of a shared machine. B keeps the written-out
-step, the table, the one-matmul priming and the inverse-CDF draw.
+  - drawing with tf.random.stateless_categorical (a random number per character of the
+    vocabulary) / Gumbel-max over tf.random.stateless_uniform / the inverse CDF (cumsum of
+    the softmax) at one tf.random.stateless_uniform per stream.
+Past jit_compile, the variants differ by less than the noise of a shared machine (the same
+variant measured twice can differ by 1.5x); B keeps the ones that do the least work per step:
+the written-out step, the table, the one-matmul priming and the inverse-CDF draw.
 
 A, tfpipe: tasks.text.rnn.Sampler with its default, XLA (the generate stage uses it from 6,000
 characters per stream, where compiling pays for itself). Under XLA, A and B compile to the
@@ -302,8 +303,9 @@ def main() -> None:
     print(f"model: lstm plugin, {args.units} units, vocabulary {args.vocab}; seed passage {args.seed_length} chars")
     print("rule: priming chars/s = (seed length - 1) / s per priming call; sampling chars/s = streams x length / s "
           "per sampling call (result as numpy); both sides get one warm-up call with the same shapes first, so "
-          "tracing and XLA compilation are excluded; each call is repeated for 0.3 s; medians over rounds, and "
-          "the ratio A/B per round (wall-clock, and per CPU-second of this process)")
+          "tracing and XLA compilation are excluded; each call is repeated for 0.3 s; a round measures A, B XLA, "
+          "B no XLA and back; medians over rounds; the ratio A/B per round, B being that round's faster B "
+          "(wall-clock, and per CPU-second of this process)")
     tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1))  # XLA's one-off start, paid by neither side
     if args.variants:
         screen(model, seed, args.length, args.streams)
