@@ -244,12 +244,27 @@ def apply_entry(config: Config, section: str, name: str, options: Any, flag: str
     return merge(config, layer)
 
 
+_resolved: dict[tuple, Config] = {}
+
+
 def resolve(user_file: str | None) -> Config:
-    """Defaults with the user's file on top."""
-    config = defaults()
+    """Defaults with the user's file on top. Parsed once per process and file version: the image
+    and text runs of one FullRun read the same file."""
+    key: tuple = (None,)
     if user_file:
-        config = merge(config, load_file(Path(user_file)))
-    return config
+        try:
+            stat = os.stat(user_file)
+            key = (os.path.realpath(user_file), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        except OSError:
+            key = ()  # unreadable: load_file says why
+    if key not in _resolved:
+        config = defaults()
+        if user_file:
+            config = merge(config, load_file(Path(user_file)))
+        if not key:
+            return config
+        _resolved[key] = config
+    return copy.deepcopy(_resolved[key])
 
 
 def device_policy(config: Config, policy: str | None = None,

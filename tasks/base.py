@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import importlib.metadata
+import functools
 import json
 import logging
 import os
@@ -30,6 +30,7 @@ from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from plugins.errors import TfpipeError
+from plugins.registry import distribution_version
 from tasks import atomic, integrity
 from tasks.content import HashCache
 from tasks.fingerprint import code_hashes, digest
@@ -44,14 +45,18 @@ _NEVER_FINGERPRINTED = frozenset({"workspace"})
 def installed_version(*distributions: str) -> str | None:
     """Version of the first installed distribution of those named, read from metadata only."""
     for name in distributions:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+        version = distribution_version(name)
+        if version is not None:
+            return version
     return None
 
 
 def library_versions() -> dict[str, str | None]:
+    return dict(_library_versions())
+
+
+@functools.lru_cache(maxsize=1)  # installed versions do not change under a running process
+def _library_versions() -> dict[str, str | None]:
     return {
         "python": platform.python_version(),
         "tensorflow": installed_version("tensorflow", "tensorflow-cpu", "tf-nightly"),
