@@ -31,7 +31,7 @@ from luigi.task import flatten
 
 from plugins.errors import TfpipeError
 from plugins.registry import distribution_version
-from tasks import atomic, integrity
+from tasks import atomic, integrity, manifest_index
 from tasks.content import HashCache
 from tasks.fingerprint import code_hashes, digest
 from tasks.integrity import ATTEMPTS, MANIFEST, IntegrityError
@@ -249,7 +249,7 @@ class PipelineTask(luigi.Task):
             attempts = _record_attempt(folder, started)
             record = self.produce(folder) or {}
             finished = time.time()
-            integrity.write_manifest(
+            manifest = integrity.write_manifest(
                 folder,
                 {
                     "task": self.get_task_family(),
@@ -269,6 +269,7 @@ class PipelineTask(luigi.Task):
                     "files": integrity.file_list(folder, self.hash_cache()),
                 },
             )
+            manifest_index.record(folder, self.run_name(), manifest)  # explain reads this, not every manifest
 
     def verify_upstream(self) -> None:
         """Every upstream folder still holds what its manifest lists (hashes cached by stat),
