@@ -97,6 +97,8 @@ def from_settings(*names: str, path: str | None = None) -> Callable[[T], T]:
             mapping[declared.param] = declared.path
         if path is not None:
             for free in settings.FREE_FORM.values():
+                if path not in free.params:
+                    continue  # a section no run path adds to from its own flags (executors)
                 param = free.params[path]
                 _attach(cls, param, _LUIGI_TYPES[dict](default=None, description=free.param_help(path)))
                 mapping[param] = free.section

@@ -78,3 +78,21 @@ def _limited(entry: str, key: str, default: Any, limit: dict[str, Any]) -> Setti
     kind = int if isinstance(default, int) and not isinstance(default, bool) else float
     return Setting(entry, key, (kind,), default, help="", declared_at=entry, param=key,
                    **{name: limit[name] for name in _LIMIT_KEYS if name in limit})
+
+
+def check_executor(name: str, options: dict[str, Any], config: Config) -> None:
+    """The executor (``executor.name``) is installed and takes `options` (``executors.<name>``):
+    unknown options with file:line here, their types and the executor's own needs (sbatch on
+    PATH) by its ``check``."""
+    chosen = config.where("executor.name")
+    try:
+        info = registry.EXECUTORS.get(name)
+    except registry.PluginError as exc:
+        raise ConfigError(f"{chosen}: {exc}") from exc
+    entry = f"executors.{name}"
+    check_options(info, options, entry, config, "option")
+    try:
+        plugin = registry.EXECUTORS.load(name)
+    except registry.PluginError as exc:
+        raise ConfigError(f"{chosen}: {exc}") from exc
+    plugin.check(options, lambda key: chosen if key is None else config.where(f"{entry}.{key}"))

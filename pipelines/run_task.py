@@ -137,10 +137,24 @@ def walk(task: luigi.Task) -> Iterator[luigi.Task]:
         yield from walk(upstream)
 
 
-@from_settings("device.policy", "device.options")
+@from_settings("device.policy", "device.options", "executor.name")
 class TrainingRun(RunTask):
     """A run that trains: the device policy comes from the command line or the ``device``
-    section."""
+    section, the executor (where each stage's process runs) from --executor or ``executor``."""
+
+    executor_options = luigi.OptionalDictParameter(
+        default=None, description="options of the executor, merged over executors.<executor> of the "
+                                  "config, e.g. '{\"partition\": \"gpu\", \"time\": \"02:00:00\"}'")
+
+    def executor_params(self) -> dict[str, Any]:
+        """The executor and its options (executors.<name>, --executor-options on top), checked here
+        before anything is scheduled."""
+        config = self.merged_config()
+        name = config.get("executor", "name")
+        config = cfg.apply_entry(config, "executors", name, self.executor_options, "--executor-options")
+        options = config.entry("executors", name)
+        plugin_checks.check_executor(name, options, config)
+        return {"executor": name, "executor_options": options}
 
     def device_params(self) -> dict[str, Any]:
         device, options = cfg.device_policy(self.resolved_config(), self.device,

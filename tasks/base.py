@@ -116,6 +116,12 @@ class PipelineTask(luigi.Task):
     workspace = luigi.Parameter(
         default="workspace", significant=False, description="root folder of all run artefacts"
     )
+    # Where a stage's own process runs (tfpipe.executors plugins): never what it computes, so never
+    # fingerprinted. Options may hold `stages: {train: {...}}` for one stage (tasks/protocol.py).
+    executor = luigi.Parameter(default="local", significant=False,
+                               description="tfpipe.executors plugin that runs the stage's process: local or slurm")
+    executor_options = luigi.DictParameter(default={}, significant=False,
+                                           description="options of the executor (partition, time, gpus, ...)")
 
     @property
     def retry_count(self) -> int:
