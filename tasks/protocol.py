@@ -152,11 +152,19 @@ def run_stage(task: Any, request: dict[str, Any], folder: Path,
 def executor_of(task: Any) -> tuple[Any, dict[str, Any]]:
     """The task's executor plugin (loaded) and its options for the task's stage: the plugin's
     DEFAULTS, the options given, then those under ``stages: {<stage>: {...}}``."""
+    import importlib
+
     from luigi.freezing import recursively_unfreeze
 
     from plugins.registry import EXECUTORS
 
-    executor = EXECUTORS.load(getattr(task, "executor", "local"))
+    name = getattr(task, "executor", "local")
+    if name == "local" and "local" not in EXECUTORS.names():
+        # Installed before the tfpipe.executors entry points existed (`pip install -e .` not rerun):
+        # the default still runs. Imported by name: where a stage runs is not part of its fingerprint.
+        executor = importlib.import_module("plugins.executors.local")
+    else:
+        executor = EXECUTORS.load(name)
     given = recursively_unfreeze(getattr(task, "executor_options", {}))
     per_stage = (given.pop("stages", None) or {}).get(task.stage) or {}
     options = {**executor.DEFAULTS, **given, **per_stage}

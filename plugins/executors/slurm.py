@@ -147,7 +147,10 @@ def run(task: Any, command: list[str], folder: Path, env: dict[str, str], option
             code, killed_by = _exit_code(state)
             if state["JobState"] == "COMPLETED" and relay.result is not None:
                 return {**relay.result, "slurm": {"jobs": jobs}}
-            if code == EXIT_REQUEUE or state["JobState"] == "PREEMPTED":
+            # Stopped by its own warning signal (or preempted by Slurm): go on where it stopped. A job
+            # cancelled by a user (scancel) also checkpoints, but stays cancelled.
+            ended = state["JobState"]
+            if ended == "PREEMPTED" or (code == EXIT_REQUEUE and ended in ("FAILED", "TIMEOUT")):
                 logger.info("slurm job %s stopped early (%s); resubmitting: it resumes from its checkpoint",
                             job_id, relay.error or state["JobState"])
                 job_id = None
