@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from plugins.errors import TfpipeError
 from tasks import atomic
-from tasks.protocol import EXIT_REQUEUE, EXIT_USER_ERROR, STOP_SIGNALS_ENV, Relay, StageCrash
+from tasks.protocol import EVENT_PREFIX, EXIT_REQUEUE, EXIT_USER_ERROR, STOP_SIGNALS_ENV, Relay, StageCrash
 
 logger = logging.getLogger(__name__)
 
@@ -271,10 +271,12 @@ def _failure(relay: Relay, job_id: str, state: dict[str, str], code: int | None,
 
 
 def _tail(log: Path) -> list[str]:
+    """The log's last lines as a person reads them: without the protocol's event lines."""
     try:
-        return log.read_text("utf-8", "replace").splitlines(keepends=True)[-_LOG_TAIL:]
+        lines = log.read_text("utf-8", "replace").splitlines(keepends=True)
     except FileNotFoundError:
         return ["(no log was written)\n"]
+    return [line for line in lines if not line.startswith(EVENT_PREFIX)][-_LOG_TAIL:]
 
 
 class _Interrupted(BaseException):
