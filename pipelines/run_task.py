@@ -137,14 +137,11 @@ def walk(task: luigi.Task) -> Iterator[luigi.Task]:
         yield from walk(upstream)
 
 
-@from_settings("device.policy", "device.options", "executor.name")
+@from_settings("device.policy", "device.options", "executor.name", "executors")
 class TrainingRun(RunTask):
     """A run that trains: the device policy comes from the command line or the ``device``
-    section, the executor (where each stage's process runs) from --executor or ``executor``."""
-
-    executor_options = luigi.OptionalDictParameter(
-        default=None, description="options of the executor, merged over executors.<executor> of the "
-                                  "config, e.g. '{\"partition\": \"gpu\", \"time\": \"02:00:00\"}'")
+    section, the executor (where each stage's process runs) from --executor or ``executor``
+    and its options from --executor-options over ``executors.<name>``."""
 
     def executor_params(self) -> dict[str, Any]:
         """The executor and its options (executors.<name>, --executor-options on top), checked here

@@ -364,7 +364,7 @@ free_form("executors", {},
           help="options of an executor plugin, overriding its DEFAULTS (e.g. slurm: {partition: gpu, "
                "time: '02:00:00', gpus: 1}); `stages: {train: {gpus: 1}, evaluate: {partition: cpu}}` "
                "overrides them for one stage",
-          params={}, selector={})
+          params={"run": "executor_options"}, selector={"run": "executor"})
 free_form("models", {"mlp": {}, "cnn": {"dropout": 0.4}, "lstm": {}, "gru": {}},
           help="hyper-parameters of a model plugin, overriding the plugin's DEFAULTS "
                "(cnn dropout 0.4: the classic tutorial used 0.5)",

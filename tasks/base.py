@@ -116,12 +116,6 @@ class PipelineTask(luigi.Task):
     workspace = luigi.Parameter(
         default="workspace", significant=False, description="root folder of all run artefacts"
     )
-    # Where a stage's own process runs (tfpipe.executors plugins): never what it computes, so never
-    # fingerprinted. Options may hold `stages: {train: {...}}` for one stage (tasks/protocol.py).
-    executor = luigi.Parameter(default="local", significant=False,
-                               description="tfpipe.executors plugin that runs the stage's process: local or slurm")
-    executor_options = luigi.DictParameter(default={}, significant=False,
-                                           description="options of the executor (partition, time, gpus, ...)")
 
     @property
     def retry_count(self) -> int:
@@ -292,6 +286,18 @@ class PipelineTask(luigi.Task):
         if isinstance(exception, TfpipeError):
             return f"{type(self).__name__} failed: {exception}"
         return super().on_failure(exception)
+
+
+class StageTask(PipelineTask):
+    """A task whose work runs in its own process (tasks.protocol.run_stage), where its executor
+    plugin says: `local` (a child of this process) or e.g. `slurm` (a Slurm job). Where it runs is
+    never what it computes: not fingerprinted, not in the task id."""
+
+    executor = luigi.Parameter(default="local", significant=False,
+                               description="tfpipe.executors plugin that runs the stage's process: local or slurm")
+    # May hold `stages: {train: {...}}`: options for one stage over the others (tasks/protocol.py).
+    executor_options = luigi.DictParameter(default={}, significant=False,
+                                           description="options of the executor (partition, time, gpus, ...)")
 
 
 def report_final(task: luigi.Task) -> None:
