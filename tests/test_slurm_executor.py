@@ -113,16 +113,41 @@ def test_full_run_on_slurm_same_folders_as_local(tmp_path, mirror, cluster):
     assert written_since(workspace, started) == set()  # same fingerprints: nothing to redo
 
 
-@pytest.mark.slow
-def test_preempted_training_resumes_from_its_checkpoint_with_identical_weights(tmp_path, mirror, tiny_data,
-                                                                                cluster):
-    args = ["ImageRun", *tiny_args(tiny_data), "--model", "mlp", "--steps", "300", "--checkpoint-every", "50",
-            "--deterministic"]
-    reference = run_luigi(args, tmp_path / "reference", mirror)
-    assert reference.returncode == 0, reference
+PREEMPTED_STEPS = 300
 
+
+def preemption_args(data: Path) -> list[str]:
+    return ["ImageRun", *tiny_args(data), "--model", "mlp", "--steps", str(PREEMPTED_STEPS),
+            "--checkpoint-every", "50", "--deterministic"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """(data, final weights) of the run the preemption tests interrupt, trained locally without a stop."""
+    from tests.conftest import make_image_set, write_idx_folder
+
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    data = write_idx_folder(tmp / "data" / "tiny", make_image_set())
+    (tmp / "mirror").mkdir()
+    done = run_luigi(preemption_args(data), tmp / "workspace", tmp / "mirror")
+    assert done.returncode == 0, done
+    return data, final_weights(tmp / "workspace")
+
+
+def assert_same_weights(expected: dict, workspace: Path) -> None:
+    resumed = final_weights(workspace)
+    assert expected.keys() == resumed.keys() and expected
+    for name in expected:
+        np.testing.assert_array_equal(expected[name], resumed[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_a_preemption_warning_resubmits_and_training_resumes_with_identical_weights(tmp_path, mirror,
+                                                                                   uninterrupted, cluster):
+    data, expected = uninterrupted
     workspace, output = tmp_path / "preempted", tmp_path / "preempted.txt"
-    run = start_luigi([*args, "--executor", "slurm", "--executor-options", FAST], workspace, mirror, output)
+    run = start_luigi([*preemption_args(data), "--executor", "slurm", "--executor-options", FAST], workspace,
+                      mirror, output)
     job_id = wait_for(lambda: running_job(workspace, "train"), "training job with progress", process=run)
     # What Slurm's --signal=B:USR1@N does before a time limit or a preemption, sent now.
     cluster.run("scancel", "--signal=USR1", "--batch", job_id)
@@ -134,15 +159,32 @@ def test_preempted_training_resumes_from_its_checkpoint_with_identical_weights(t
     assert first["job_id"] == job_id and first["exit_code"] == "75:0"
     assert second["state"] == "COMPLETED" and second["job_id"] != job_id
     stopped_at = record["resumed_from"]
-    assert 0 < stopped_at < 300 and record["final_step"] == 300
+    assert 0 < stopped_at < PREEMPTED_STEPS and record["final_step"] == PREEMPTED_STEPS
     assert f"stopped by SIGUSR1 at step {stopped_at} after writing a checkpoint" in text
     assert f"train mlp: resuming from checkpoint at step {stopped_at}" in text
-    print(f"preempted at step {stopped_at}")
+    print(f"warning signal: resumed from step {stopped_at}")
+    assert_same_weights(expected, workspace)
 
-    expected, resumed = final_weights(tmp_path / "reference"), final_weights(workspace)
-    assert expected.keys() == resumed.keys() and expected
-    for name in expected:
-        np.testing.assert_array_equal(expected[name], resumed[name], err_msg=name)
+
+@pytest.mark.slow
+def test_a_job_requeued_by_slurm_resumes_with_identical_weights(tmp_path, mirror, uninterrupted, cluster):
+    data, expected = uninterrupted
+    workspace, output = tmp_path / "requeued", tmp_path / "requeued.txt"
+    run = start_luigi([*preemption_args(data), "--executor", "slurm", "--executor-options", FAST], workspace,
+                      mirror, output)
+    job_id = wait_for(lambda: running_job(workspace, "train"), "training job with progress", process=run)
+    cluster.run("scontrol", "requeue", job_id)  # what a preemption with PreemptMode=REQUEUE does
+    assert run.wait(timeout=400) == 0, output.read_text()[-4000:]
+
+    record = record_of(workspace, "train")
+    (job,) = record["slurm"]["jobs"]  # Slurm ran the same job again: tfpipe followed it
+    assert job["job_id"] == job_id and job["state"] == "COMPLETED" and job["restarts"] == "1"
+    stopped_at = record["resumed_from"]
+    assert 0 < stopped_at < PREEMPTED_STEPS and record["final_step"] == PREEMPTED_STEPS
+    log = (manifests(workspace, "train")[0].parent / f"slurm-{job_id}.out").read_text()
+    assert f"stopped by SIGTERM at step {stopped_at} after writing a checkpoint" in log
+    print(f"scontrol requeue: resumed from step {stopped_at}")
+    assert_same_weights(expected, workspace)
 
 
 def long_training(data: Path, **options) -> list[str]:
@@ -151,20 +193,25 @@ def long_training(data: Path, **options) -> list[str]:
 
 
 @pytest.mark.slow
-def test_killed_luigi_worker_leaves_no_job_in_the_queue(tmp_path, mirror, tiny_data, cluster):
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["kill -9", "SIGTERM"])
+def test_killed_luigi_worker_leaves_no_job_in_the_queue(tmp_path, mirror, tiny_data, cluster, how):
     workspace, output = tmp_path / "workspace", tmp_path / "run.txt"
     run = start_luigi(long_training(tiny_data, heartbeat_timeout_s=3), workspace, mirror, output)
     job_id = wait_for(lambda: running_job(workspace, "train"), "training job with progress", process=run)
     assert cluster.queue() == [job_id]
-    os.kill(run.pid, signal.SIGKILL)
+    os.kill(run.pid, how)
     run.wait()
     killed = time.time()
-    wait_for(lambda: cluster.queue() == [], "empty queue after kill -9", timeout=120)
-    print(f"queue empty {time.time() - killed:.1f}s after kill -9")
+    wait_for(lambda: cluster.queue() == [], "empty queue", timeout=120)
+    print(f"queue empty {time.time() - killed:.1f}s after {how.name}")
     (folder,) = (path for path in workspace.glob("train/*") if path.is_dir())
     log = (folder / f"slurm-{job_id}.out").read_text()
-    assert "stopped touching" in log and "stopped by SIGUSR1" in log  # it checkpointed on the way out
     assert manifests(workspace, "train") == []
+    if how == signal.SIGKILL:  # nothing ran in the worker: the job noticed its silent heartbeat
+        assert "stopped touching" in log and "stopped by SIGUSR1" in log  # and checkpointed on the way out
+    else:  # the worker cancelled its job on the way out
+        assert f"cancelled slurm job {job_id} (Interrupted)" in output.read_text()
+        assert f"JOB {job_id} ON {slurm_cluster.NODE} CANCELLED" in log
 
 
 @pytest.mark.slow

@@ -143,7 +143,7 @@ def run(task: Any, command: list[str], folder: Path, env: dict[str, str], option
             state = _watch(task, job_id, folder, relay, options)
             log = folder / f"slurm-{job_id}.out"
             jobs.append({"job_id": job_id, "state": state["JobState"], "exit_code": state["ExitCode"],
-                         "log": log.name})
+                         "restarts": state.get("Restarts", "0"), "log": log.name})
             code, killed_by = _exit_code(state)
             if state["JobState"] == "COMPLETED" and relay.result is not None:
                 return {**relay.result, "slurm": {"jobs": jobs}}
@@ -190,7 +190,11 @@ def _submit(task: Any, command: list[str], folder: Path, env: dict[str, str], op
     atomic.write_text(folder / SCRIPT, batch_script(command, folder, options))
     (folder / SCRIPT).chmod(0o755)
     args = sbatch_command(task, folder, options)
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    except FileNotFoundError:  # a stage task named on the command line skips the scheduling check
+        raise TfpipeError("the slurm executor needs Slurm's sbatch, which is not on PATH; run on a Slurm login "
+                          "node (or put Slurm's commands on PATH), or use --executor local") from None
     if done.returncode != 0:
         said = "; ".join(line.strip() for line in done.stderr.splitlines() if line.strip()) or "no message"
         raise TfpipeError(f"sbatch refused the {task.stage} job of {folder}: {said}. Fix the Slurm options "
@@ -307,6 +311,6 @@ class _cancelled_if_interrupted:
         job_id = self.current_job()
         if job_id is not None:
             subprocess.run(["scancel", str(job_id)], capture_output=True, check=False)
-            logger.info("cancelled slurm job %s (%s)", job_id, kind.__name__)
+            logger.info("cancelled slurm job %s (%s)", job_id, kind.__name__.lstrip("_"))
         if isinstance(exc, _Interrupted):
             raise SystemExit(143) from None
