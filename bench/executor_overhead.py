@@ -14,13 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine  # bench/machine.py: the script's own folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,12 +36,6 @@ def timed_run(args: list[str], workspace: Path, mirror: Path, env: dict[str, str
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{(done.stdout + done.stderr)[-3000:]}")
     return seconds
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "?")
-    return f"{platform.node()}: {os.cpu_count()} CPUs ({model}), Python {platform.python_version()}"
 
 
 def main() -> int:
@@ -84,7 +79,7 @@ def main() -> int:
 
     ratios = [slurm / local for slurm, local in zip(times["slurm"], times["local"])]
     local, slurm = statistics.median(times["local"]), statistics.median(times["slurm"])
-    print(f"machine: {machine()}")
+    print(f"# machine: {machine()} (Slurm: one-node test cluster on this machine)")
     print(f"ImageRun, {args.steps} mlp steps, 3 stage processes; median of {args.repeats} runs each, alternating")
     print(f"local {local:.2f} s, slurm {slurm:.2f} s: +{slurm - local:.2f} s, ratio {slurm / local:.2f} "
           f"(per pair {min(ratios):.2f} .. {max(ratios):.2f})")
