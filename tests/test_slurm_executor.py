@@ -72,6 +72,11 @@ def running_job(workspace: Path, stage: str) -> str | None:
     return None
 
 
+def train_folder(workspace: Path) -> Path:
+    (folder,) = (path for path in workspace.glob("train/*") if path.is_dir() and not path.name.startswith("."))
+    return folder
+
+
 def record_of(workspace: Path, stage: str) -> dict:
     (manifest,) = manifests(workspace, stage)
     return json.loads(manifest.read_text())["record"]
@@ -204,7 +209,7 @@ def test_killed_luigi_worker_leaves_no_job_in_the_queue(tmp_path, mirror, tiny_d
     killed = time.time()
     wait_for(lambda: cluster.queue() == [], "empty queue", timeout=120)
     print(f"queue empty {time.time() - killed:.1f}s after {how.name}")
-    (folder,) = (path for path in workspace.glob("train/*") if path.is_dir())
+    folder = train_folder(workspace)
     log = (folder / f"slurm-{job_id}.out").read_text()
     assert manifests(workspace, "train") == []
     if how == signal.SIGKILL:  # nothing ran in the worker: the job noticed its silent heartbeat
@@ -230,7 +235,7 @@ def test_a_rerun_reattaches_to_the_running_job_instead_of_submitting_another(tmp
     assert rerun.returncode == 0, rerun
     assert f"reattaching to slurm job {job_id} (RUNNING)" in rerun.output
     assert [job["job_id"] for job in record_of(workspace, "train")["slurm"]["jobs"]] == [job_id]
-    (folder,) = (path for path in workspace.glob("train/*") if path.is_dir())
+    folder = train_folder(workspace)
     assert [path.name for path in folder.glob("slurm-*.out")] == [f"slurm-{job_id}.out"]
 
 
@@ -281,7 +286,7 @@ def test_a_cancelled_job_fails_naming_cancelled(tmp_path, mirror, tiny_data, clu
     cluster.run("scancel", job_id)
     assert run.wait(timeout=120) == 30, output.read_text()[-4000:]
     text = output.read_text()
-    (folder,) = (path for path in workspace.glob("train/*") if path.is_dir())
+    folder = train_folder(workspace)
     # The worker checkpointed on Slurm's SIGTERM (exit 75), but a cancelled job stays cancelled.
     assert f"[slurm job {job_id} ended CANCELLED (exit code 75)]; last lines of " \
            f"{folder.resolve()}/slurm-{job_id}.out" in text

@@ -179,7 +179,9 @@ def batch_script(command: list[str], folder: Path, options: dict[str, Any]) -> s
 
 
 def sbatch_command(task: Any, folder: Path, options: dict[str, Any]) -> list[str]:
-    args = ["sbatch", "--parsable", f"--job-name=tfpipe-{task.stage}-{folder.name}",
+    # --export=ALL: the stage needs this environment (PYTHONPATH, TFPIPE_*) even where a site makes
+    # sbatch export nothing by default.
+    args = ["sbatch", "--parsable", "--export=ALL", f"--job-name=tfpipe-{task.stage}-{folder.name}",
             f"--output={folder}/slurm-%j.out", "--open-mode=append", f"--chdir={os.getcwd()}",
             f"--signal=B:USR1@{options['signal_before_s']}"]
     args += [f"{flag}={options[key]}" for key, flag in _FLAGS.items() if options.get(key) is not None]
