@@ -118,7 +118,7 @@ def test_full_run_on_slurm_same_folders_as_local(tmp_path, mirror, cluster):
     assert written_since(workspace, started) == set()  # same fingerprints: nothing to redo
 
 
-PREEMPTED_STEPS = 300
+PREEMPTED_STEPS = 200
 
 
 def preemption_args(data: Path) -> list[str]:
@@ -179,6 +179,10 @@ def test_a_job_requeued_by_slurm_resumes_with_identical_weights(tmp_path, mirror
                       mirror, output)
     job_id = wait_for(lambda: running_job(workspace, "train"), "training job with progress", process=run)
     cluster.run("scontrol", "requeue", job_id)  # what a preemption with PreemptMode=REQUEUE does
+    # Slurm holds a requeued job back for a while (BeginTime); the wait shows why. Then start it now.
+    wait_for(lambda: f"slurm job {job_id} pending (BeginTime)" in output.read_text(), "pending reason",
+             process=run)
+    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
     assert run.wait(timeout=400) == 0, output.read_text()[-4000:]
 
     record = record_of(workspace, "train")
