@@ -1,8 +1,10 @@
 """The one protocol between the Luigi process and a stage's own process.
 
-Parent side (`run_stage`): write the request, start ``python -m <stage module>
-REQUEST.json`` (it dies with its parent, PR_SET_PDEATHSIG, so killing a run
-never leaves an orphan writing into an output folder) and relay what it says.
+Parent side (`run_stage`): write the request, have the task's executor plugin run
+``python -m <stage module> REQUEST.json`` and relay what it says (`Relay`). The
+default executor, `local` (`run_local`), starts it as a child that dies with its
+parent (PR_SET_PDEATHSIG), so killing a run never leaves an orphan writing into
+an output folder; others (plugins/executors/slurm.py) run it elsewhere.
 Child side (`main`, `emit`, `Progress`): read the request, report progress and
 log lines on stdout lines starting with EVENT_PREFIX, return a result. Anything
 else the child prints passes through as log text. No TensorFlow here.
@@ -210,14 +212,13 @@ class Relay:
         elif kind == "error":
             self.error = event["message"]
 
-    def outcome(self, code: int, context: str = "") -> dict[str, Any]:
-        """The result, or the error for exit status `code` (`context` adds where it ran)."""
+    def outcome(self, code: int) -> dict[str, Any]:
+        """The result, or the error for exit status `code`."""
         if code == 0 and self.result is not None:
             return self.result
         if code < 0:
             self.error = self.error or f"killed by signal {-code}"
         message = self.error or f"{self.module} exited with code {code} without a result; see its output above"
-        message += context
         raise TfpipeError(message) if code == EXIT_USER_ERROR else StageCrash(message)
 
 
