@@ -151,6 +151,13 @@ class TrainingRun(RunTask):
         config = cfg.apply_entry(config, "executors", name, self.executor_options, "--executor-options")
         options = config.entry("executors", name)
         plugin_checks.check_executor(name, options, config)
+        for stage, other in plugin_checks.stage_executors(config).items():
+            if other != name:  # this stage's entry carries its own executor and options (tasks/protocol.py)
+                own = config.entry("executors", other)
+                plugin_checks.check_executor(other, own, config, "executor.stages")
+                entry = {key: value for key, value in own.items() if key != "stages"}
+                entry.update((own.get("stages") or {}).get(stage) or {}, executor=other)
+                options.setdefault("stages", {})[stage] = entry
         return {"executor": name, "executor_options": options}
 
     def device_params(self) -> dict[str, Any]:

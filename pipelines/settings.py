@@ -359,6 +359,9 @@ section("executor", "Where each TensorFlow stage runs (never changes what is com
 setting("executor", "name", str, "local", param="executor",
         help="a tfpipe.executors plugin: local (a process on this machine) or slurm (one Slurm job "
              "per stage, see README 'Running on a Slurm cluster'); its options go in executors.<name>")
+setting("executor", "stages", dict, {}, param="executor_stages",
+        help="another executor for some stages, e.g. {preprocess: local, evaluate: local} with name "
+             "slurm; each runs with its own executors.<name> options")
 
 free_form("executors", {},
           help="options of an executor plugin, overriding its DEFAULTS (e.g. slurm: {partition: gpu, "

@@ -33,6 +33,8 @@ EXIT_USER_ERROR = 2
 EXIT_CRASH = 3
 # Stopped on request (a preemption or time-limit warning) after a checkpoint: run it again.
 EXIT_REQUEUE = 75
+# The stages whose work runs in its own process (StageTask.stage), as executor options name them.
+PROCESS_STAGES = ("preprocess", "train", "evaluate", "generate")
 # Signal names (e.g. "USR1 TERM") on which a training worker checkpoints and exits EXIT_REQUEUE.
 STOP_SIGNALS_ENV = "TFPIPE_STOP_SIGNALS"
 
@@ -153,22 +155,26 @@ def run_stage(task: Any, request: dict[str, Any], folder: Path,
 
 def executor_of(task: Any) -> tuple[Any, dict[str, Any]]:
     """The task's executor plugin (loaded) and its options for the task's stage: the plugin's
-    DEFAULTS, the options given, then those under ``stages: {<stage>: {...}}``."""
+    DEFAULTS, the options given, then those under ``stages: {<stage>: {...}}``. A stage entry
+    with its own ``executor`` runs that executor with that entry's options alone."""
     import importlib
 
     from luigi.freezing import recursively_unfreeze
 
     from plugins.registry import EXECUTORS
 
+    given = recursively_unfreeze(getattr(task, "executor_options", {}))
+    per_stage = (given.pop("stages", None) or {}).get(task.stage) or {}
     name = getattr(task, "executor", "local")
+    if per_stage.get("executor", name) != name:
+        name, given = per_stage.pop("executor"), {}
+    per_stage.pop("executor", None)
     if name == "local" and "local" not in EXECUTORS.names():
         # Installed before the tfpipe.executors entry points existed (`pip install -e .` not rerun):
         # the default still runs. Imported by name: where a stage runs is not part of its fingerprint.
         executor = importlib.import_module("plugins.executors.local")
     else:
         executor = EXECUTORS.load(name)
-    given = recursively_unfreeze(getattr(task, "executor_options", {}))
-    per_stage = (given.pop("stages", None) or {}).get(task.stage) or {}
     options = {**executor.DEFAULTS, **given, **per_stage}
     options.pop("stages", None)
     return executor, options

@@ -86,10 +86,11 @@ def record_of(workspace: Path, stage: str) -> dict:
 
 @pytest.mark.slow
 def test_full_run_on_slurm_same_folders_as_local(tmp_path, mirror, cluster):
-    """ImageRun and TextRun (a FullRun) with every stage a Slurm job, chosen in the config with
-    per-stage options; a local rerun then finds every folder complete."""
+    """ImageRun and TextRun (a FullRun) with their stages as Slurm jobs, chosen in the config with
+    per-stage options, preprocessing kept local; a local rerun then finds every folder complete."""
     config = write_tiny_full_config(tmp_path)
-    config.write_text(config.read_text() + "executor:\n  name: slurm\nexecutors:\n  slurm:\n    poll_s: 0.5\n"
+    config.write_text(config.read_text() + "executor:\n  name: slurm\n  stages:\n    preprocess: local\n"
+                      "executors:\n  slurm:\n    poll_s: 0.5\n"
                       "    stages:\n      evaluate:\n        partition: cpu\n")
     workspace = tmp_path / "workspace"
     done = run_luigi(["FullRun", "--config", str(config)], workspace, mirror)
@@ -99,13 +100,13 @@ def test_full_run_on_slurm_same_folders_as_local(tmp_path, mirror, cluster):
     for stage in ("preprocess", "train", "evaluate", "generate"):
         for manifest in manifests(workspace, stage):
             record = json.loads(manifest.read_text())["record"]
-            if stage == "preprocess" and "vocab_size" in record:
-                continue  # the text path preprocesses in the Luigi process: no job
+            if stage == "preprocess":  # local by executor.stages (text: always in the Luigi process)
+                assert "slurm" not in record and not (manifest.parent / "slurm-job.json").exists()
+                continue
             (job,) = record["slurm"]["jobs"]
             assert job["state"] == "COMPLETED" and (manifest.parent / job["log"]).exists()
             jobs.setdefault(stage, []).append(job["job_id"])
-    assert {stage: len(ids) for stage, ids in jobs.items()} == {"preprocess": 1, "train": 2, "evaluate": 2,
-                                                                "generate": 1}
+    assert {stage: len(ids) for stage, ids in jobs.items()} == {"train": 2, "evaluate": 2, "generate": 1}
     for job_id in jobs["evaluate"]:  # per-stage options: evaluate ran on the cpu partition
         assert "Partition=cpu" in cluster.run("scontrol", "show", "job", "-o", job_id)
     assert "Partition=debug" in cluster.run("scontrol", "show", "job", "-o", jobs["train"][0])
@@ -349,6 +350,10 @@ def test_slurm_without_sbatch_on_path_is_one_line_exit_35(tmp_path):
      "{cfg}:5: unknown option 'gpu' in executors.slurm.stages.train"),
     ("executors:\n  slurm:\n    stages:\n      training:\n        gpus: 1\n",
      "{cfg}:4: unknown stage 'training' in executors.slurm.stages; stages are preprocess, train, evaluate"),
+    ("executor:\n  stages:\n    evaluation: local\n",
+     "{cfg}:2: unknown stage 'evaluation' in executor.stages; stages are preprocess, train, evaluate"),
+    ("executor:\n  stages:\n    evaluate: kubernetes\n",
+     "{cfg}:2: no executor named 'kubernetes' is installed; installed executors: local, slurm"),
 ])
 def test_executor_options_are_checked_with_file_and_line(tmp_path, text, message):
     config = tmp_path / "mine.yaml"

@@ -30,7 +30,15 @@ from typing import Any, Callable
 
 from plugins.errors import TfpipeError
 from tasks import atomic
-from tasks.protocol import EVENT_PREFIX, EXIT_REQUEUE, EXIT_USER_ERROR, STOP_SIGNALS_ENV, Relay, StageCrash
+from tasks.protocol import (
+    EVENT_PREFIX,
+    EXIT_REQUEUE,
+    EXIT_USER_ERROR,
+    PROCESS_STAGES,
+    STOP_SIGNALS_ENV,
+    Relay,
+    StageCrash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 }
 _MINIMUM = {"cpus": 1, "gpus": 0, "signal_before_s": 1}
 _POSITIVE = ("poll_s", "heartbeat_timeout_s")
-STAGES = ("preprocess", "train", "evaluate", "generate")  # the stages that run a process
+STAGES = PROCESS_STAGES
 _FLAGS = {"partition": "--partition", "account": "--account", "qos": "--qos", "time": "--time",
           "cpus": "--cpus-per-task", "mem": "--mem", "gpus": "--gpus", "gres": "--gres"}
 
