@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,9 +128,9 @@ def preemption_args(data: Path) -> list[str]:
             "--checkpoint-every", "50", "--deterministic"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def uninterrupted(tmp_path_factory):
-    """(data, final weights) of the run the preemption tests interrupt, trained locally without a stop."""
+    """(data, final weights) of the run the preemption test interrupts, trained locally without a stop."""
     from tests.conftest import make_image_set, write_idx_folder
 
     tmp = tmp_path_factory.mktemp("uninterrupted")
@@ -148,52 +149,39 @@ def assert_same_weights(expected: dict, workspace: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_preemption_warning_resubmits_and_training_resumes_with_identical_weights(tmp_path, mirror,
-                                                                                   uninterrupted, cluster):
+def test_preempted_training_resumes_from_its_checkpoints_with_identical_weights(tmp_path, mirror, uninterrupted,
+                                                                                  cluster):
+    """Two interruptions of one training: Slurm's warning signal (the job checkpoints and asks to be
+    resubmitted), then `scontrol requeue` of the resubmitted job (Slurm runs the same job again)."""
     data, expected = uninterrupted
     workspace, output = tmp_path / "preempted", tmp_path / "preempted.txt"
     run = start_luigi([*preemption_args(data), "--executor", "slurm", "--executor-options", FAST], workspace,
                       mirror, output)
-    job_id = wait_for(lambda: running_job(workspace, "train"), "training job with progress", process=run)
+    first = wait_for(lambda: running_job(workspace, "train"), "training job with progress", process=run)
     # What Slurm's --signal=B:USR1@N does before a time limit or a preemption, sent now.
-    cluster.run("scancel", "--signal=USR1", "--batch", job_id)
-    assert run.wait(timeout=300) == 0, output.read_text()[-4000:]
+    cluster.run("scancel", "--signal=USR1", "--batch", first)
+    second = wait_for(lambda: (job := running_job(workspace, "train")) != first and job, "resubmitted job",
+                      process=run)
+    cluster.run("scontrol", "requeue", second)  # what a preemption with PreemptMode=REQUEUE does
+    # Slurm holds a requeued job back for a while (BeginTime); the wait shows why. Then start it now.
+    wait_for(lambda: f"slurm job {second} pending (BeginTime)" in output.read_text(), "pending reason",
+             process=run)
+    cluster.run("scontrol", "update", f"JobId={second}", "StartTime=now")
+    assert run.wait(timeout=400) == 0, output.read_text()[-4000:]
 
     text = output.read_text()
     record = record_of(workspace, "train")
-    first, second = record["slurm"]["jobs"]
-    assert first["job_id"] == job_id and first["exit_code"] == "75:0"
-    assert second["state"] == "COMPLETED" and second["job_id"] != job_id
-    stopped_at = record["resumed_from"]
-    assert 0 < stopped_at < PREEMPTED_STEPS and record["final_step"] == PREEMPTED_STEPS
-    assert f"stopped by SIGUSR1 at step {stopped_at} after writing a checkpoint" in text
-    assert f"train mlp: resuming from checkpoint at step {stopped_at}" in text
-    print(f"warning signal: resumed from step {stopped_at}")
-    assert_same_weights(expected, workspace)
-
-
-@pytest.mark.slow
-def test_a_job_requeued_by_slurm_resumes_with_identical_weights(tmp_path, mirror, uninterrupted, cluster):
-    data, expected = uninterrupted
-    workspace, output = tmp_path / "requeued", tmp_path / "requeued.txt"
-    run = start_luigi([*preemption_args(data), "--executor", "slurm", "--executor-options", FAST], workspace,
-                      mirror, output)
-    job_id = wait_for(lambda: running_job(workspace, "train"), "training job with progress", process=run)
-    cluster.run("scontrol", "requeue", job_id)  # what a preemption with PreemptMode=REQUEUE does
-    # Slurm holds a requeued job back for a while (BeginTime); the wait shows why. Then start it now.
-    wait_for(lambda: f"slurm job {job_id} pending (BeginTime)" in output.read_text(), "pending reason",
-             process=run)
-    cluster.run("scontrol", "update", f"JobId={job_id}", "StartTime=now")
-    assert run.wait(timeout=400) == 0, output.read_text()[-4000:]
-
-    record = record_of(workspace, "train")
-    (job,) = record["slurm"]["jobs"]  # Slurm ran the same job again: tfpipe followed it
-    assert job["job_id"] == job_id and job["state"] == "COMPLETED" and job["restarts"] == "1"
-    stopped_at = record["resumed_from"]
-    assert 0 < stopped_at < PREEMPTED_STEPS and record["final_step"] == PREEMPTED_STEPS
-    log = (manifests(workspace, "train")[0].parent / f"slurm-{job_id}.out").read_text()
-    assert f"stopped by SIGTERM at step {stopped_at} after writing a checkpoint" in log
-    print(f"scontrol requeue: resumed from step {stopped_at}")
+    stopped, resumed = record["slurm"]["jobs"]
+    assert stopped["job_id"] == first and stopped["exit_code"] == "75:0"
+    # The resubmitted job: requeued once by Slurm, and tfpipe followed it to the end.
+    assert resumed["job_id"] == second and resumed["state"] == "COMPLETED" and resumed["restarts"] == "1"
+    warned = int(re.search(r"stopped by SIGUSR1 at step (\d+) after writing a checkpoint", text).group(1))
+    assert f"train mlp: resuming from checkpoint at step {warned}" in text
+    requeued = record["resumed_from"]
+    assert 0 < warned < requeued < PREEMPTED_STEPS and record["final_step"] == PREEMPTED_STEPS
+    log = (train_folder(workspace) / f"slurm-{second}.out").read_text()
+    assert f"stopped by SIGTERM at step {requeued} after writing a checkpoint" in log
+    print(f"warning signal: resumed from step {warned}; scontrol requeue: resumed from step {requeued}")
     assert_same_weights(expected, workspace)
 
 
