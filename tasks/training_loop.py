@@ -18,7 +18,7 @@ import numpy as np
 from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.checkpoints import CHECKPOINTS, checkpoint_steps, start_afresh_hint
-from tasks.protocol import Progress, emit
+from tasks.protocol import Progress, Stopped, StopRequest, emit
 
 
 def load_history(path: Path, upto_step: int) -> dict[str, list[dict[str, float]]]:
@@ -53,6 +53,7 @@ class TrainingLoop:
         self.history = load_history(self.out / "history.json", self.resumed_from)
         self.writers = {name: tf.summary.create_file_writer(str(self.out / "tensorboard" / name))
                         for name in ("train", "validation")}
+        self.stop = StopRequest()
 
     def _restore_newest(self) -> int:
         """Restore the newest checkpoint that restores; return its step (0: none exists).
@@ -107,6 +108,10 @@ class TrainingLoop:
             for key, value in train_step(batch).items():
                 window.setdefault(key, []).append(value)
             current += 1
+            if self.stop.signal is not None:  # preempted: checkpoint this very step, a rerun resumes here
+                self.manager.save(checkpoint_number=current)
+                atomic.write_json(self.out / "history.json", self.history)
+                raise Stopped(self.stop.signal, current)
             at_checkpoint = current % self.checkpoint_every == 0 or current == total_steps
             if current % log_every and not at_checkpoint:
                 continue
