@@ -20,7 +20,7 @@ from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from pipelines import config as cfg
-from pipelines import plugin_checks, server
+from pipelines import plugin_checks, server, settings
 from pipelines.params import from_settings
 from pipelines.report import render_html, task_records
 from pipelines.settings import SETTINGS
@@ -141,6 +141,20 @@ def walk(task: luigi.Task) -> Iterator[luigi.Task]:
 class TrainingRun(RunTask):
     """A run that trains: the device policy comes from the command line or the ``device``
     section."""
+
+    # Set by a Sweep (pipelines/sweep): the trial's {setting path: value} and {path: file:line}.
+    sweep_trial = luigi.OptionalDictParameter(default=None, description="set by Sweep, not on the command "
+                                              "line: one trial's values over the --config file")
+
+    def resolved_config(self) -> cfg.Config:
+        if self.sweep_trial is None:
+            return super().resolved_config()
+        if "_config" not in self.__dict__:
+            from pipelines.sweep.spec import trial_config
+
+            trial = settings.plain(self.sweep_trial)
+            self.__dict__["_config"] = trial_config(self.config, trial["values"], trial["origins"])
+        return self.__dict__["_config"]
 
     def device_params(self) -> dict[str, Any]:
         device, options = cfg.device_policy(self.resolved_config(), self.device,
