@@ -16,6 +16,7 @@ the trial's values on top (pipelines.sweep.trial_config). Expanding imports noth
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -223,7 +224,7 @@ def _checker(spec: SweepSpec, key: str, where: str) -> Any:
         return _option_checker(spec, section, name, option, key, where)
     hint = (f"settings of {spec.path}: {', '.join(s.path for s in settings.of_section(spec.path))}; "
             f"or models.<model>.<hyper-parameter>, datasets.<name>.<option>")
-    raise ConfigError(f"{where}: cannot sweep {key!r}: no such key for a {spec.path} sweep ({hint})")
+    raise ConfigError(f"{where}: cannot sweep {key!r}: no such key for the {spec.path} path ({hint})")
 
 
 def _option_checker(spec: SweepSpec, section: str, name: str, option: str, key: str, where: str) -> Any:
@@ -245,7 +246,8 @@ def _option_checker(spec: SweepSpec, section: str, name: str, option: str, key: 
         fits = (default is None or isinstance(value, expected) and isinstance(value, bool) == isinstance(default, bool)
                 or expected is float and isinstance(value, int) and not isinstance(value, bool))
         if not fits:
-            raise ConfigError(f"{where}: {key} must be {expected.__name__} like its default {default!r}, "
+            noun = settings._TYPE_NAMES.get(expected, expected.__name__)
+            raise ConfigError(f"{where}: {key} must be {noun} like its default {default!r}, "
                               f"got {value!r}")
         return value
 
@@ -272,7 +274,7 @@ def _check_applicable(spec: SweepSpec) -> None:
 def trial_config(file: str, values: dict[str, Any], origins: dict[str, str]) -> cfg.Config:
     """Defaults, the sweep file's sections, then the trial's values (each remembering the line of
     the sweep file that swept it): what an ImageRun/TextRun of this trial resolves."""
-    base = cfg.merge(cfg.defaults(), cfg.load_file(Path(file), skip=(SECTION,)))
+    base = _base_config(file, *_stamp(file))
     layer = cfg.Config({})
     for path, value in values.items():
         section, _, rest = path.partition(".")
@@ -283,6 +285,18 @@ def trial_config(file: str, values: dict[str, Any], origins: dict[str, str]) -> 
             layer.values.setdefault(section, {})[rest] = settings.SETTINGS[path].check(value, origins[path])
         layer.origins[path] = Origin(f"{origins[path]} (sweep)")
     return cfg.merge(base, layer)
+
+
+def _stamp(file: str) -> tuple[int, int]:
+    stat = Path(file).stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _base_config(file: str, mtime_ns: int, size: int) -> cfg.Config:
+    """Defaults and the file's own sections, read once per version of the file (every trial of a
+    sweep resolves the same file; merge() copies, so callers never share the values)."""
+    return cfg.merge(cfg.defaults(), cfg.load_file(Path(file), skip=(SECTION,)))
 
 
 def best_config(file: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -76,6 +76,10 @@ class SweepTrial(PipelineTask):
                 shared.update((upstream.task_id, upstream) for upstream in task.upstream())
         return list(shared.values())
 
+    def explained_upstream(self) -> list[PipelineTask]:
+        """For explain: the trial's whole run, which this task runs (pipelines/explain.py)."""
+        return [self.trial_run()]
+
     def process_resources(self) -> dict[str, int]:
         """The GPUs the trial's training asks for ([resources] gpu), held while this runs."""
         resources: dict[str, int] = {}
