@@ -283,3 +283,11 @@ def test_sweep_file_given_to_a_plain_run_says_how_to_run_it(tmp_path):
     path = bad_sweep(tmp_path, "    image.learning_rate: [0.1]\n")
     run = run_luigi(["ImageRun", "--config", str(path)], tmp_path / "ws")
     assert_refused(run, path, 8, "a sweep file runs with `Sweep --config FILE`")
+
+
+def test_sweep_without_config_says_what_it_needs(tmp_path):
+    run = run_luigi(["Sweep"], tmp_path / "ws")
+    assert run.returncode != 0, run
+    assert run.output.strip().splitlines()[-1] == ("tfpipe: error: Sweep needs --config FILE: a config with a "
+                                                   "sweep: section (README, Sweeps)")
+    assert "Traceback" not in run.output, run

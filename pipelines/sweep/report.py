@@ -24,7 +24,17 @@ from tasks.model_task import TrainingTask
 if TYPE_CHECKING:
     from pipelines.sweep.tasks import Sweep, SweepTrial
 
-_EXTRA_STYLE = "tr.best td{background:#e8f6e8;font-weight:600}tr.failed td{color:#a00}"
+_EXTRA_STYLE = ("tr.best td{background:#e8f6e8;font-weight:600}tr.failed td{color:#a00}"
+                "td.status{max-width:32em;font-size:.85em}")
+_BEST = "#111111"  # the best trial's curve: thick and black, every other trial a colour of tab10
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f'<td class="num">{value:.6g}</td>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'<td class="num">{value}</td>'
+    return f"<td>{_fmt(value)}</td>"
 
 
 def trial_result(trial: SweepTrial) -> dict[str, Any]:
@@ -113,7 +123,7 @@ def _charts(spec: SweepSpec, results: list[dict[str, Any]], best: dict[str, Any]
         images[f"{spec.metric} against each swept parameter (best in green, failed trials left out)"] = str(path)
     path = folder / "validation_curves.png"
     if _validation_curves(results, best, path, plt, save_figure):
-        images["validation curves of every trial (best thick green, failed dashed)"] = str(path)
+        images["validation curves of every trial (best thick black, failed dashed)"] = str(path)
     return images
 
 
@@ -138,7 +148,7 @@ def _metric_by_parameter(spec: SweepSpec, results, best, path: Path, plt) -> boo
             ax.set_xticks(range(len(labels)), labels)
             points = [(labels.index(str(x)), y, b) for x, y, b in points]
         ax.scatter([x for x, _, b in points if not b], [y for _, y, b in points if not b], color="#4878a8")
-        ax.scatter([x for x, _, b in points if b], [y for _, y, b in points if b], color="#1a9a1a", s=90,
+        ax.scatter([x for x, _, b in points if b], [y for _, y, b in points if b], color="#1a9a1a", s=140,
                    marker="*", label="best")
         ax.set_xlabel(parameter.path)
         ax.set_ylabel(spec.metric)
@@ -154,6 +164,8 @@ def _validation_curves(results, best, path: Path, plt, save_figure) -> bool:
         return False
     metrics = [m for m in ("loss", "accuracy") if any(m in row for r in curves for row in r["history"])]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8), squeeze=False)
+    colours = iter(plt.get_cmap("tab10").colors * (len(curves) // 10 + 1))
+    colour = {id(result): _BEST if result is best else next(colours) for result in curves}
     for metric, ax in zip(metrics, axes[0]):
         for result in curves:
             rows = [(row["step"], row[metric]) for row in result["history"] if row.get(metric) is not None]
@@ -161,14 +173,14 @@ def _validation_curves(results, best, path: Path, plt, save_figure) -> bool:
                 continue
             steps, values = zip(*rows)
             is_best = result is best
-            ax.plot(steps, values, color="#1a9a1a" if is_best else None, linewidth=3 if is_best else 1,
+            label = ("best: " if is_best else "") + _short(result["values"])
+            ax.plot(steps, values, color=colour[id(result)], linewidth=3 if is_best else 1.2,
                     linestyle="--" if result["status"] != "ok" else "-", zorder=3 if is_best else 2,
-                    label="best" if is_best else None)
+                    label=label if is_best or len(curves) <= 10 else None)
         ax.set_xlabel("step")
         ax.set_ylabel(f"validation {metric}")
         ax.grid(alpha=0.3)
-        if best is not None:
-            ax.legend()
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     save_figure(fig, path)
     plt.close(fig)
     return True
@@ -201,29 +213,33 @@ def render(sweep: Sweep, spec: SweepSpec, results: list[dict[str, Any]], best: d
     return "\n".join(parts)
 
 
+def _short(values: dict[str, Any]) -> str:
+    """'learning_rate 0.003, hidden_units 8': the last part of each key, for legends."""
+    return ", ".join(f"{path.rsplit('.', 1)[-1]} {value:.3g}" if isinstance(value, float)
+                     else f"{path.rsplit('.', 1)[-1]} {value}" for path, value in values.items())
+
+
 def _describe(values: dict[str, Any]) -> str:
-    return ", ".join(f"{path} {value}" for path, value in values.items())
+    return ", ".join(f"{path} {value:.6g}" if isinstance(value, float) else f"{path} {value}"
+                     for path, value in values.items())
 
 
 def _trials_table(spec: SweepSpec, results: list[dict[str, Any]], best: dict[str, Any] | None,
                   folder: Path) -> str:
     names = [p.path for p in spec.parameters]
     metric_names = list(dict.fromkeys(k for r in results for k in r["metrics"] if k != spec.metric))
-    head = ["rank", *names, spec.metric, *metric_names, "training time (s)", "status", "report"]
+    head = ["rank", *names, spec.metric, *metric_names, "training time (s)", "report", "status"]
     rows = ["<tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr>"]
     for rank, result in enumerate(results, 1):
         css = "best" if result is best else ("failed" if result["status"] != "ok" else "")
         cells = [rank, *(result["values"].get(name, "–") for name in names), result["metrics"].get(spec.metric),
                  *(result["metrics"].get(name) for name in metric_names), result["train_seconds"]]
-        html = "".join(f'<td class="num">{_fmt(c)}</td>' if isinstance(c, (int, float)) and not isinstance(c, bool)
-                       else f"<td>{_fmt(c)}</td>" for c in cells)
+        html = "".join(map(_cell, cells))
+        link = os.path.relpath(Path(result["run"]) / "report.html", folder)
+        html += (f'<td><a href="{escape(link)}">report</a></td>' if result["status"] == "ok" else "<td></td>")
         status = "best" if result is best else result["status"]
         if result["status"] != "ok":
             status += f": {result['error']}" + ("" if result["final"] else " (retried by the next run)")
-        html += f"<td>{escape(status)}</td>"
-        report = Path(result["run"]) / "report.html"
-        link = os.path.relpath(report, folder)
-        html += (f'<td><a href="{escape(link)}">report</a></td>' if result["status"] == "ok"
-                 else f"<td><code>{escape(result['run'])}</code></td>")
+        html += f'<td class="status">{escape(status)}</td>'
         rows.append(f'<tr class="{css}">{html}</tr>')
     return f"<table>{''.join(rows)}</table>"

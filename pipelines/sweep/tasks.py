@@ -159,17 +159,20 @@ class Sweep(RunTask):
     """Many ImageRun/TextRun configurations from the ``sweep:`` section of --config, compared in
     one report (report.html, best.yaml in the run folder). See README, Sweeps."""
 
-    config = luigi.Parameter(description="a config file with a sweep: section (README, Sweeps)")
+    config = luigi.OptionalParameter(default=None,
+                                     description="a config file with a sweep: section (README, Sweeps)")
     yes = luigi.BoolParameter(significant=False,
                               description=f"run a grid of more than {sweep_spec.GRID_LIMIT} trials")
 
     def spec(self) -> sweep_spec.SweepSpec:
         if "_spec" not in self.__dict__:
+            if not self.config:  # optional only so that forgetting it is one line, not a traceback
+                raise ConfigError("Sweep needs --config FILE: a config with a sweep: section (README, Sweeps)")
             self.__dict__["_spec"] = sweep_spec.load(self.config)
         return self.__dict__["_spec"]
 
     def run_name(self) -> str:
-        return f"sweep-{Path(self.config).stem}"
+        return f"sweep-{Path(self.spec().file).stem}"
 
     def requires(self) -> list[SweepTrial]:
         if "_trials" in self.__dict__:
