@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -125,6 +126,13 @@ def _candidates(module: str, is_package: bool, level: int, target: str | None, n
     return names
 
 
+@lru_cache(maxsize=None)
+def _imported(module: str, is_package: bool, imports: tuple[tuple[int, str | None, str], ...]) -> tuple[str, ...]:
+    """Every module name the import statements of `module` may refer to (each task's walk asks again)."""
+    return tuple(candidate for level, target, name in imports
+                 for candidate in _candidates(module, is_package, level, target, name) if candidate)
+
+
 def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: Path | None = None) -> dict[str, str]:
     """Map module name -> normalised source hash, following imports transitively.
 
@@ -134,7 +142,8 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: 
     """
     roots = set(PROJECT_PACKAGES) | set(follow)
     pending = list(modules)
-    missing = [module for module in pending if locate_module(module) is None]
+    search_path = tuple(sys.path)
+    missing = [module for module in pending if locate_module(module, search_path) is None]
     if missing:
         # A result must never be keyed without its code: fail loudly instead.
         raise TfpipeError(f"cannot find the source of {', '.join(missing)} to fingerprint it; is the "
@@ -145,7 +154,7 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: 
         module = pending.pop()
         if module in seen:
             continue
-        path = locate_module(module)
+        path = locate_module(module, search_path)
         if path is None:
             continue
         file_hash, imports = source_hash(path, disk)
@@ -154,11 +163,9 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: 
         parent = module.rpartition(".")[0]
         if parent:
             pending.append(parent)
-        is_package = path.name == "__init__.py"
-        for level, target, name in imports:
-            for candidate in _candidates(module, is_package, level, target, name):
-                if candidate and candidate.split(".")[0] in roots and candidate not in seen:
-                    pending.append(candidate)
+        for candidate in _imported(module, path.name == "__init__.py", imports):
+            if candidate.split(".")[0] in roots and candidate not in seen:
+                pending.append(candidate)
     if disk is not None:
         disk.save()
     return dict(sorted(seen.items()))

@@ -16,7 +16,6 @@ the trial's values on top (pipelines.sweep.trial_config). Expanding imports noth
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import random
@@ -27,6 +26,7 @@ from typing import Any
 import yaml
 
 from pipelines import config as cfg
+from pipelines import config_file as cf
 from pipelines import plugin_checks, settings
 from pipelines.config import ConfigError, Origin
 
@@ -111,19 +111,19 @@ def _sample(parameter: Parameter, rng: random.Random) -> Any:
 def load(file: str | Path) -> SweepSpec:
     """The sweep of `file`, every value checked; a ConfigError naming file:line otherwise."""
     path = Path(file)
-    root = cfg._load_nodes(path)
+    root = cf._load_nodes(path)
     if not isinstance(root, yaml.MappingNode):
         raise ConfigError(f"{path}: a sweep file needs a 'sweep:' section (see README, Sweeps)")
-    cfg._check_duplicates(root, path)
+    cf._check_duplicates(root, path)
     node = next((value for key, value in root.value if key.value == SECTION), None)
     if node is None:
         raise ConfigError(f"{path}: no 'sweep:' section; add one with path, method, metric and parameters "
                           "(see README, Sweeps)")
-    base = cfg.merge(cfg.defaults(), cfg.load_file(path, skip=(SECTION,)))
-    where = f"{path}:{cfg._line(node)}"
+    base = cfg.resolve(str(path), skip=(SECTION,))
+    where = f"{path}:{cf._line(node)}"
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError(f"{where}: 'sweep' must be a mapping (path, method, metric, parameters)")
-    nodes = {key.value: (value, f"{path}:{cfg._line(key)}") for key, value in node.value}
+    nodes = {key.value: (value, f"{path}:{cf._line(key)}") for key, value in node.value}
     for key, (_, at) in nodes.items():
         if key not in _KEYS:
             raise ConfigError(f"{at}: unknown key sweep.{key}; known keys: {', '.join(_KEYS)}")
@@ -133,7 +133,7 @@ def load(file: str | Path) -> SweepSpec:
         if key not in nodes:
             return default, where
         value_node, at = nodes[key]
-        return cfg._construct(loader, value_node, path), at
+        return cf._construct(loader, value_node, path), at
 
     run_path, at = scalar("path")
     if run_path not in METRICS:
@@ -166,7 +166,7 @@ def load(file: str | Path) -> SweepSpec:
         raise ConfigError(f"{at}: sweep.parameters must map setting keys to values, e.g. "
                           "image.learning_rate: [0.001, 0.003]")
     for key_node, value_node in nodes["parameters"][0].value:
-        at = f"{path}:{cfg._line(key_node)}"
+        at = f"{path}:{cf._line(key_node)}"
         spec.parameters.append(_parameter(spec, key_node.value, value_node, at, loader, path))
     _check_applicable(spec)
     return spec
@@ -180,7 +180,7 @@ def _check_int(value: Any, label: str, where: str, minimum: int) -> None:
 def _parameter(spec: SweepSpec, key: str, node: yaml.Node, where: str, loader: yaml.SafeLoader,
                path: Path) -> Parameter:
     check = _checker(spec, str(key), where)
-    value = cfg._construct(loader, node, path)
+    value = cf._construct(loader, node, path)
     if isinstance(value, dict):
         if spec.method == "grid":
             raise ConfigError(f"{where}: {key}: a grid takes a list of values, e.g. [0.001, 0.003]; "
@@ -274,7 +274,7 @@ def _check_applicable(spec: SweepSpec) -> None:
 def trial_config(file: str, values: dict[str, Any], origins: dict[str, str]) -> cfg.Config:
     """Defaults, the sweep file's sections, then the trial's values (each remembering the line of
     the sweep file that swept it): what an ImageRun/TextRun of this trial resolves."""
-    base = _base_config(file, *_stamp(file))
+    base = cfg.resolve(file, skip=(SECTION,))
     layer = cfg.Config({})
     for path, value in values.items():
         section, _, rest = path.partition(".")
@@ -285,18 +285,6 @@ def trial_config(file: str, values: dict[str, Any], origins: dict[str, str]) -> 
             layer.values.setdefault(section, {})[rest] = settings.SETTINGS[path].check(value, origins[path])
         layer.origins[path] = Origin(f"{origins[path]} (sweep)")
     return cfg.merge(base, layer)
-
-
-def _stamp(file: str) -> tuple[int, int]:
-    stat = Path(file).stat()
-    return stat.st_mtime_ns, stat.st_size
-
-
-@functools.lru_cache(maxsize=8)
-def _base_config(file: str, mtime_ns: int, size: int) -> cfg.Config:
-    """Defaults and the file's own sections, read once per version of the file (every trial of a
-    sweep resolves the same file; merge() copies, so callers never share the values)."""
-    return cfg.merge(cfg.defaults(), cfg.load_file(Path(file), skip=(SECTION,)))
 
 
 def best_config(file: str, values: dict[str, Any]) -> dict[str, Any]:
