@@ -16,7 +16,16 @@ import pytest
 import yaml
 
 from pipelines.sweep import spec as sweep_spec
-from tests.conftest import ROOT, luigi_env, make_image_set, manifests, run_luigi, write_idx_folder, written_since
+from tests.conftest import (
+    ROOT,
+    LuigiRun,
+    luigi_env,
+    make_image_set,
+    manifests,
+    run_luigi,
+    write_idx_folder,
+    written_since,
+)
 from tests.test_server import free_port, launch_luigid, stop
 
 BASE = """image:
@@ -54,6 +63,25 @@ def pipelines_command(args: list[str], workspace: Path, mirror: Path) -> subproc
                           capture_output=True, text=True, timeout=600, check=False)
 
 
+# The `luigi` command line, then the heavy modules its process imported (last line of stdout).
+_NOTING_IMPORTS = ("import atexit, json, sys; atexit.register(lambda: print('IMPORTED', json.dumps(sorted("
+                   "{'numpy', 'tensorflow'} & set(sys.modules))))); sys.argv[0] = 'luigi'; "
+                   "from luigi.cmdline import luigi_run; luigi_run()")
+
+
+def run_luigi_noting_imports(args: list[str], workspace: Path, mirror: Path) -> LuigiRun:
+    started = time.time()
+    command = [sys.executable, "-c", _NOTING_IMPORTS, "--module", "pipelines", *args, "--local-scheduler"]
+    done = subprocess.run(command, cwd=ROOT, env=luigi_env(workspace, mirror), capture_output=True, text=True,
+                          timeout=600, check=False)
+    return LuigiRun(done, started)
+
+
+def imported(run: LuigiRun) -> list[str]:
+    line = next(line for line in reversed(run.output.splitlines()) if line.startswith("IMPORTED "))
+    return json.loads(line.split(" ", 1)[1])
+
+
 def sweep_folder(workspace: Path) -> Path:
     """The sweep's newest completed run folder."""
     return max((path.parent for path in manifests(workspace, "runs") if path.parent.name.startswith("sweep-")),
@@ -74,7 +102,7 @@ def scenario(tmp_path_factory):
     found["first_folder"] = sweep_folder(workspace)
     found["first_summary"] = json.loads((found["first_folder"] / "summary.json").read_text())
 
-    found["rerun"] = run_luigi(sweep, workspace, mirror)
+    found["rerun"] = run_luigi_noting_imports(sweep, workspace, mirror)
     found["rerun_written"] = written_since(workspace, found["rerun"].started)
 
     write_sweep(root, data, GROWN)
@@ -140,10 +168,11 @@ def test_report_ranks_trials_links_their_reports_and_marks_the_best(scenario):
         assert result["train_seconds"] is not None
 
 
-def test_rerun_with_nothing_changed_runs_nothing(scenario):
+def test_rerun_with_nothing_changed_runs_nothing_and_imports_neither_numpy_nor_tensorflow(scenario):
     assert scenario["rerun"].returncode == 0, scenario["rerun"]
     assert scenario["rerun_written"] == set()
     assert "Did not run any tasks" in scenario["rerun"].output
+    assert imported(scenario["rerun"]) == []
 
 
 def test_explain_names_the_one_new_trial_and_why(scenario):

@@ -70,11 +70,13 @@ class SweepTrial(PipelineTask):
 
     def requires(self) -> list[PipelineTask]:
         """The data tasks the trial's training reads: shared by trials, scheduled by Luigi."""
-        shared: dict[str, PipelineTask] = {}
-        for task in walk(self.trial_run()):
-            if isinstance(task, TrainingTask):
-                shared.update((upstream.task_id, upstream) for upstream in task.upstream())
-        return list(shared.values())
+        if "_shared" not in self.__dict__:  # walked once: a no-op rerun asks for it several times
+            shared: dict[str, PipelineTask] = {}
+            for task in walk(self.trial_run()):
+                if isinstance(task, TrainingTask):
+                    shared.update((upstream.task_id, upstream) for upstream in task.upstream())
+            self.__dict__["_shared"] = list(shared.values())
+        return self.__dict__["_shared"]
 
     def explained_upstream(self) -> list[PipelineTask]:
         """For explain: the trial's whole run, which this task runs (pipelines/explain.py)."""
