@@ -140,10 +140,6 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: 
     packages named in `follow` (a plugin's own package); the standard library
     and third-party libraries are covered by recorded versions instead.
     """
-    memo_key = (tuple(modules), tuple(follow), cache_file)
-    remembered = _walks.get(memo_key)
-    if remembered is not None and all(_stat(path) == stamp for path, stamp in remembered[1].items()):
-        return dict(remembered[0])
     roots = set(PROJECT_PACKAGES) | set(follow)
     pending = list(modules)
     search_path = tuple(sys.path)
@@ -153,7 +149,6 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: 
         raise TfpipeError(f"cannot find the source of {', '.join(missing)} to fingerprint it; is the "
                           "package installed (pip install -e .) and importable?")
     seen: dict[str, str] = {}
-    stamps: dict[Path, tuple[int, int] | None] = {}
     disk = DiskCache.at(cache_file) if cache_file is not None else None
     while pending:
         module = pending.pop()
@@ -164,7 +159,6 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: 
             continue
         file_hash, imports = source_hash(path, disk)
         seen[module] = file_hash
-        stamps[path] = _stat(path)
         # Importing a.b.c runs a/__init__.py and a/b/__init__.py too.
         parent = module.rpartition(".")[0]
         if parent:
@@ -174,19 +168,4 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: 
                 pending.append(candidate)
     if disk is not None:
         disk.save()
-    result = dict(sorted(seen.items()))
-    _walks[memo_key] = (result, stamps)
-    return dict(result)
-
-
-# The walk of code_hashes depends only on the files it read: tasks of the same code (the trials of
-# a sweep) reuse it while none of those files changed (size and mtime, as the disk cache keys them).
-_walks: dict[tuple, tuple[dict[str, str], dict[Path, tuple[int, int] | None]]] = {}
-
-
-def _stat(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
+    return dict(sorted(seen.items()))
