@@ -114,10 +114,17 @@ def locate_module(name: str, search_path: tuple[str, ...] | None = None) -> Path
 
 
 def _locate(name: str, search_path: tuple[str, ...]) -> Path | None:
+    origin = source_file(name, search_path)
+    return Path(origin) if origin is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def source_file(name: str, search_path: tuple[str, ...]) -> str | None:
+    """locate_module as a string, for callers that ask for many modules, many times."""
     spec = _find_spec(name, search_path)
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None
-    return Path(spec.origin)
+    return spec.origin
 
 
 @functools.lru_cache(maxsize=4096)
