@@ -11,10 +11,11 @@ directly: one diverging trial would stop the report. Each trial is a SweepTrial 
   succeed either way, and reports the failed trials as failed.
 
 A user error (TfpipeError: diverged, bad setting) is the trial's final result. A crash (a
-stage process killed, out of memory) is reported, and the next run of the sweep retries it
-(resuming from its checkpoints). The trial's tasks are the same tasks, with the same
-fingerprints, as the ImageRun a user would start: ``ImageRun --config best.yaml`` retrains
-nothing, and a trial an earlier sweep or run completed is not run again.
+stage process killed, out of memory), a full disk or a damaged upstream folder is reported,
+and the next run of the sweep retries it (resuming from its checkpoints). The trial's tasks
+are the same tasks, with the same fingerprints, as the ImageRun a user would start:
+``ImageRun --config best.yaml`` retrains nothing, and a trial an earlier sweep or run
+completed is not run again.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from pipelines.runs import ImageRun, TextRun
 from pipelines.sweep import spec as sweep_spec
 from plugins.errors import TfpipeError
 from tasks import integrity
+from tasks.atomic import DiskFull
 from tasks.base import MANIFEST, PipelineTask
 from tasks.integrity import IntegrityError
 from tasks.model_task import TrainingTask
@@ -129,6 +131,8 @@ class SweepTrial(PipelineTask):
             for task in self.pending():
                 self._report_through_me(task)
                 task.run()
+        except (DiskFull, IntegrityError) as exc:  # the machine's problem, not the trial's: retried
+            record.update(status="failed", error=" ".join(str(exc).split()), final=False)
         except TfpipeError as exc:  # diverged, or a setting this trial's data cannot take
             record.update(status="failed", error=" ".join(str(exc).split()))
         except Exception as exc:  # noqa: BLE001  a crash: reported now, retried by the next run
