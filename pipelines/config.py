@@ -82,11 +82,12 @@ def defaults() -> Config:
 
 # ----- files --------------------------------------------------------------------------------
 
-def load_file(path: Path | str) -> Config:
-    """Parse and validate one YAML file (sections, keys, types, ranges), keeping line numbers."""
+def load_file(path: Path | str, skip: tuple[str, ...] = ()) -> Config:
+    """Parse and validate one YAML file (sections, keys, types, ranges), keeping line numbers.
+    Sections in `skip` are another reader's (a sweep file's ``sweep:``, pipelines/sweep/spec.py)."""
     from pipelines import config_file  # imports PyYAML
 
-    return config_file.load_file(path)
+    return config_file.load_file(path, skip)
 
 
 _CACHE_ENTRIES = 64
@@ -101,7 +102,7 @@ def _validation_stamp() -> str:
     return ",".join(stamps)
 
 
-def _cached_load(path: Path, key: str) -> Config:
+def _cached_load(path: Path, key: str, skip: tuple[str, ...] = ()) -> Config:
     """load_file, remembered in the workspace's .cache/configs.json by the file's path, size,
     mtime, inode and ctime: a rerun with an unchanged file neither imports PyYAML nor parses."""
     import json
@@ -120,7 +121,7 @@ def _cached_load(path: Path, key: str) -> Config:
                                             in entry["origins"].items()})
         except (KeyError, TypeError, ValueError):
             pass  # a damaged entry: parse again
-    config = load_file(path)
+    config = load_file(path, skip)
     entry = {"values": config.values,
              "origins": {name: [origin.where, origin.default] for name, origin in config.origins.items()}}
     try:
@@ -185,18 +186,20 @@ def apply_entry(config: Config, section: str, name: str, options: Any, flag: str
 _resolved: dict[str, Config] = {}
 
 
-def resolve(user_file: str | None) -> Config:
-    """Defaults with the user's file on top. Parsed once per process and file version: the image
-    and text runs of one FullRun read the same file."""
+def resolve(user_file: str | None, skip: tuple[str, ...] = ()) -> Config:
+    """Defaults with the user's file on top (its sections in `skip` left to another reader).
+    Parsed once per process and file version: the image and text runs of one FullRun, the
+    trials of a sweep, read the same file."""
     key = ""
     if user_file:
         try:
             stat = os.stat(user_file)
             key = f"{os.path.realpath(user_file)}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}"
         except OSError:
-            return merge(defaults(), load_file(user_file))  # unreadable: load_file says why
+            return merge(defaults(), load_file(user_file, skip))  # unreadable: load_file says why
+        key += f"|skip={','.join(skip)}" if skip else ""
     if key not in _resolved:
-        _resolved[key] = merge(defaults(), _cached_load(Path(user_file), key)) if user_file else defaults()
+        _resolved[key] = merge(defaults(), _cached_load(Path(user_file), key, skip)) if user_file else defaults()
     return copy.deepcopy(_resolved[key])
 
 

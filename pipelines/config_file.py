@@ -54,8 +54,9 @@ def _check_duplicates(node: yaml.Node, path: Path, label: str = "") -> None:
         _check_duplicates(value_node, path, name)
 
 
-def load_file(path: Path | str) -> Config:
-    """Parse and validate one YAML file (sections, keys, types, ranges), keeping line numbers."""
+def load_file(path: Path | str, skip: tuple[str, ...] = ()) -> Config:
+    """Parse and validate one YAML file (sections, keys, types, ranges), keeping line numbers.
+    Sections in `skip` are another reader's (a sweep file's ``sweep:``, pipelines/sweep/spec.py)."""
     path = Path(path)
     root = _load_nodes(path)
     if root is None:
@@ -68,9 +69,12 @@ def load_file(path: Path | str) -> Config:
     config = Config({})
     for key_node, section_node in root.value:
         section, where = key_node.value, f"{path}:{_line(key_node)}"
+        if section in skip:
+            continue
         if section not in settings.SECTIONS:
+            hint = "; a sweep file runs with `Sweep --config FILE`" if section == "sweep" else ""
             raise ConfigError(f"{where}: unknown section {section!r}; known sections: "
-                              f"{', '.join(settings.SECTIONS)}")
+                              f"{', '.join(settings.SECTIONS)}{hint}")
         if section_node.tag == "tag:yaml.org,2002:null":
             continue
         if not isinstance(section_node, yaml.MappingNode):

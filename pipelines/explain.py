@@ -170,7 +170,9 @@ def explain(root: luigi.Task) -> Iterator[Verdict]:
             yield Verdict(task, depth, "damaged", [exc.problem, f"run `{FIX}`, then rerun to redo it"])
         else:
             yield from verdict(task, depth, run)
-        for upstream in flatten(task.requires()):
+        # A task that runs more than it requires (a sweep trial runs its own run's graph) says so.
+        upstream_of = getattr(task, "explained_upstream", task.requires)
+        for upstream in flatten(upstream_of()):
             yield from visit(upstream, depth + 1, run)
 
     def verdict(task: PipelineTask, depth: int, run: luigi.Task | None) -> Iterator[Verdict]:

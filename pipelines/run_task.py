@@ -20,7 +20,7 @@ from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from pipelines import config as cfg
-from pipelines import plugin_checks, server
+from pipelines import plugin_checks, server, settings
 from pipelines.params import from_settings
 from pipelines.report import render_html, task_records
 from pipelines.settings import SETTINGS
@@ -159,6 +159,20 @@ class TrainingRun(RunTask):
                 entry.update((own.get("stages") or {}).get(stage) or {}, executor=other)
                 options.setdefault("stages", {})[stage] = entry
         return {"executor": name, "executor_options": options}
+
+    # Set by a Sweep (pipelines/sweep): the trial's {setting path: value} and {path: file:line}.
+    sweep_trial = luigi.OptionalDictParameter(default=None, description="set by Sweep, not on the command "
+                                              "line: one trial's values over the --config file")
+
+    def resolved_config(self) -> cfg.Config:
+        if self.sweep_trial is None:
+            return super().resolved_config()
+        if "_config" not in self.__dict__:
+            from pipelines.sweep.spec import trial_config
+
+            trial = settings.plain(self.sweep_trial)
+            self.__dict__["_config"] = trial_config(self.config, trial["values"], trial["origins"])
+        return self.__dict__["_config"]
 
     def device_params(self) -> dict[str, Any]:
         device, options = cfg.device_policy(self.resolved_config(), self.device,

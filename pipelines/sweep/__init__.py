@@ -1,0 +1,5 @@
+"""Sweeps: many ImageRun/TextRun configurations as one run (README, Sweeps).
+
+spec.py reads and expands the ``sweep:`` section, tasks.py holds the Sweep and SweepTrial
+tasks, report.py writes report.html and best.yaml.
+"""
