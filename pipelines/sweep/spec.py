@@ -31,7 +31,6 @@ from pipelines import plugin_checks, settings
 from pipelines.config import ConfigError, Origin
 
 SECTION = "sweep"
-GRID_LIMIT = 1000  # a bigger grid runs only with --yes
 # metric -> (goal, what produces it), per path (pipelines/summary.py writes them)
 METRICS = {"image": {"test_accuracy": "max", "test_loss": "min", "val_accuracy": "max"},
            "text": {"bits_per_char": "min", "perplexity": "min", "accuracy": "max"}}

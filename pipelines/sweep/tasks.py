@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import luigi
 from luigi.freezing import recursively_unfreeze
@@ -31,13 +31,16 @@ from pipelines.config import ConfigError
 from pipelines.report import INVOCATION_STARTED
 from pipelines.run_task import RunTask, TrainingRun, walk
 from pipelines.runs import ImageRun, TextRun
-from pipelines.sweep import spec as sweep_spec
+from pipelines.sweep import GRID_LIMIT
 from plugins.errors import TfpipeError
 from tasks import integrity
 from tasks.atomic import DiskFull
 from tasks.base import MANIFEST, PipelineTask
 from tasks.integrity import IntegrityError
 from tasks.model_task import TrainingTask
+
+if TYPE_CHECKING:
+    from pipelines.sweep.spec import SweepSpec
 
 logger = logging.getLogger(__name__)
 RUNS = {"image": ImageRun, "text": TextRun}
@@ -168,12 +171,14 @@ class Sweep(RunTask):
     config = luigi.OptionalParameter(default=None,
                                      description="a config file with a sweep: section (README, Sweeps)")
     yes = luigi.BoolParameter(significant=False,
-                              description=f"run a grid of more than {sweep_spec.GRID_LIMIT} trials")
+                              description=f"run a grid of more than {GRID_LIMIT} trials")
 
-    def spec(self) -> sweep_spec.SweepSpec:
+    def spec(self) -> SweepSpec:
         if "_spec" not in self.__dict__:
             if not self.config:  # optional only so that forgetting it is one line, not a traceback
                 raise ConfigError("Sweep needs --config FILE: a config with a sweep: section (README, Sweeps)")
+            from pipelines.sweep import spec as sweep_spec  # imports PyYAML: only for a sweep
+
             self.__dict__["_spec"] = sweep_spec.load(self.config)
         return self.__dict__["_spec"]
 
@@ -185,9 +190,9 @@ class Sweep(RunTask):
             return self.__dict__["_trials"]
         spec = self.spec()
         trials = spec.trials()
-        if spec.method == "grid" and len(trials) > sweep_spec.GRID_LIMIT and not self.yes:
+        if spec.method == "grid" and len(trials) > GRID_LIMIT and not self.yes:
             raise ConfigError(f"{spec.where['parameters']}: this grid has {len(trials)} trials, more than "
-                              f"{sweep_spec.GRID_LIMIT}; pass --yes to run them all, or sweep fewer values")
+                              f"{GRID_LIMIT}; pass --yes to run them all, or sweep fewer values")
         origins = {parameter.path: parameter.where for parameter in spec.parameters}
         tasks = [SweepTrial(config=self.config, path=spec.path, values=values, workspace=self.root(),
                             origins={path: origins[path] for path in values}) for values in trials]
