@@ -20,6 +20,10 @@ from tasks import atomic
 from tasks.checkpoints import CHECKPOINTS, checkpoint_steps, start_afresh_hint
 from tasks.protocol import Progress, emit
 
+# Steps of a run (from its start or resume) before its steady-state rate is timed: tracing,
+# the first batches of tf.data and the thread pools warming up all fall before it.
+WARMUP_STEPS = 200
+
 
 def load_history(path: Path, upto_step: int) -> dict[str, list[dict[str, float]]]:
     """History up to the restored step: entries a crashed run wrote past it are dropped."""
@@ -103,6 +107,8 @@ class TrainingLoop:
         log_every = max(1, min(log_every, self.checkpoint_every))
         # Validation and checkpoint writes are timed apart: throughput counts training steps only.
         started, paused = time.perf_counter(), 0.0
+        steady_from = steady_started = None  # (step, training seconds) where steady state begins
+        elapsed = 0.0
         for batch in batches:
             for key, value in train_step(batch).items():
                 window.setdefault(key, []).append(value)
@@ -116,6 +122,8 @@ class TrainingLoop:
             self._scalars("train", current, metrics)
             elapsed = time.perf_counter() - started - paused
             metrics[f"{unit}_per_s"] = (current - self.resumed_from) * units_per_step / elapsed
+            if steady_from is None and current >= self.resumed_from + WARMUP_STEPS:
+                steady_from, steady_started = current, elapsed
             if at_checkpoint:
                 pause_started = time.perf_counter()
                 validation = validate()
@@ -134,6 +142,9 @@ class TrainingLoop:
         if self.manager.latest_checkpoint is None or final_step != last_checkpoint:
             self.manager.save(checkpoint_number=final_step)
         done = total_steps - self.resumed_from
+        steady = None
+        if steady_from is not None and final_step > steady_from and elapsed > steady_started:
+            steady = round((final_step - steady_from) * units_per_step / (elapsed - steady_started), 1)
         last_validation = self.history["validation"][-1] if self.history["validation"] else {}
         return {
             "final_step": final_step,
@@ -142,6 +153,9 @@ class TrainingLoop:
             "validation_seconds": round(paused, 2),
             f"{unit}_per_s": round(done * units_per_step / (seconds - paused), 1) if done > 0 and seconds > paused
             else None,
+            # Steps after WARMUP_STEPS only (None on shorter runs): the rate bench/ compares.
+            f"steady_{unit}_per_s": steady,
+            "steady_from_step": steady_from,
             **{f"val_{key}": value for key, value in last_validation.items() if key != "step"},
         }
 
