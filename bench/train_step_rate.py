@@ -306,9 +306,10 @@ def main() -> None:
           "ratio min-max | per CPU-second: median, min-max |\n|---|---|---|---|---|---|")
     for r in results:
         for label, side in [("", r)] + ([(" (baseline)", r["baseline"])] if "baseline" in r else []):
+            cpu = (f"{side['cpu_ratio']:.2f}x, {side['cpu_low']:.2f}-{side['cpu_high']:.2f}x"
+                   if side["cpu_ratio"] == side["cpu_ratio"] else "not recorded")
             print(f"| {r['model']}{label} | {side['a']:.1f} | {r['b']:.1f} ({r['plain']}) | {side['ratio']:.2f}x | "
-                  f"{side['low']:.2f}-{side['high']:.2f}x | {side['cpu_ratio']:.2f}x, "
-                  f"{side['cpu_low']:.2f}-{side['cpu_high']:.2f}x |")
+                  f"{side['low']:.2f}-{side['high']:.2f}x | {cpu} |")
     print(f"# load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -96,8 +96,9 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
 
     # Each sample is a window start; the order is a function of (seed, step) so resume is exact.
     starts = batch_indices(starts_count, batch_size, request["seed"], loop.resumed_from, total_steps)
-    # One chunk of consecutive steps per compiled call (tasks.training_loop).
-    batches = np.split(starts, np.cumsum(loop.chunk_sizes(loop.resumed_from, total_steps))[:-1])
+    # One chunk of consecutive steps per compiled call (tasks.training_loop); none when resumed at the end.
+    sizes = loop.chunk_sizes(loop.resumed_from, total_steps)
+    batches = np.split(starts, np.cumsum(sizes)[:-1]) if sizes else []
     offsets = tf.range(window + 1, dtype=tf.int32)
 
     def forward(start):
