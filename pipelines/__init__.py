@@ -7,9 +7,11 @@ from pipelines.basics_runs import GraphSpeedup, LinearRegression
 from pipelines.logs import configure as _configure_logging
 from pipelines.runs import FullRun, ImageRun, TextRun
 from pipelines.scheduled import ScheduledHourlyRun, ScheduledRun
+from pipelines.user_errors import install as _report_user_errors
 
 _luigi_defaults.apply()  # before Luigi reads [retcode]: a failure exits non-zero from any folder
 _configure_logging()
+_report_user_errors()  # a TfpipeError: no traceback, no retry, one line at the end
 
 __all__ = ["FullRun", "GraphSpeedup", "ImageRun", "LinearRegression", "ScheduledHourlyRun", "ScheduledRun",
            "TextRun"]

@@ -4,8 +4,9 @@
   explain TASK [params]       what a run would do, and why, without running it
   defaults                    every setting with its default, as a commented YAML config
   plugins                     installed plugins with distribution and version
-  explain TASK [params]       what a run would do, and why, without running it
   prune --keep N | --older-than DATE   remove old results, say what was freed
+  verify [--fix]              check every finished folder against its manifest; --fix moves
+                              damaged ones to <workspace>/.quarantine/ (exit 1: damage left)
   scheduler                   start luigid on 127.0.0.1 with its state and log in a folder
   scheduled [--date D]        ScheduledRun for today (or a date / --hour)
 """
@@ -69,6 +70,16 @@ def prune_command(args: argparse.Namespace) -> int:
         print(f"{'would remove' if args.dry_run else 'removed'} {result.folder}  ({size / 1e6:.1f} MB)")
     print(f"{verb} {total / 1e6:.1f} MB in {len(removed)} folders of {root}")
     return 0
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    from pipelines.config import workspace_root
+    from pipelines.verify import verify_workspace
+
+    root = Path(args.workspace or workspace_root())
+    if not root.is_dir():
+        raise TfpipeError(f"workspace {root} does not exist; set TFPIPE_WORKSPACE or --workspace")
+    return 1 if verify_workspace(root, args.fix) else 0
 
 
 def start_scheduler(args: argparse.Namespace) -> int:
@@ -136,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     prune.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     prune.add_argument("--workspace", help="workspace root (default: $TFPIPE_WORKSPACE or ./workspace)")
     prune.set_defaults(func=prune_command)
+    verify = commands.add_parser("verify", help="check every finished folder of the workspace against its "
+                                                "manifest (sizes, sha256, seal)")
+    verify.add_argument("--fix", action="store_true",
+                        help="move each damaged folder to <workspace>/.quarantine/ (never deletes); "
+                             "the next run redoes it")
+    verify.add_argument("--workspace", help="workspace root (default: $TFPIPE_WORKSPACE or ./workspace)")
+    verify.set_defaults(func=verify_command)
     scheduler = commands.add_parser("scheduler", help="start luigid (127.0.0.1 unless --address says otherwise)")
     scheduler.add_argument("--address", default=server.DEFAULT_ADDRESS,
                            help="listen address (default 127.0.0.1; luigid has no authentication)")

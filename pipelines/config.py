@@ -147,7 +147,7 @@ def load_file(path: Path | str) -> Config:
         target = config.values.setdefault(section, {})
         for item_key, item_node in section_node.value:
             key, where = item_key.value, f"{path}:{_line(item_key)}"
-            value = constructor.construct_object(item_node, deep=True)
+            value = _construct(constructor, item_node, path)
             if section in settings.FREE_FORM:
                 target[key] = _free_form_entry(section, key, value, item_node, path, config)
             else:
@@ -159,6 +159,32 @@ def load_file(path: Path | str) -> Config:
                 target[key] = declared.check(value, where)
             config.origins[f"{section}.{key}"] = Origin(where)
     return config
+
+
+def _construct(constructor: yaml.SafeLoader, node: yaml.Node, path: Path) -> Any:
+    """The value of `node`; a tag the safe loader does not know (``!!python/object``, ``!foo``)
+    or a value its tag cannot hold (``!!int abc``) is an error naming the file and line."""
+    try:
+        return constructor.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        mark = getattr(exc, "problem_mark", None) or node.start_mark
+        tag = _bad_tag(node)
+        problem = (f"unsupported YAML tag {tag}; a tfpipe config holds plain numbers, strings, "
+                   "lists and mappings: remove the tag" if tag else
+                   f"invalid value: {getattr(exc, 'problem', None) or exc}")
+        raise ConfigError(f"{path}:{mark.line + 1}: {problem}") from None
+
+
+_STANDARD_TAG = "tag:yaml.org,2002:"
+
+
+def _bad_tag(node: yaml.Node) -> str | None:
+    """The first tag in `node` the safe loader cannot construct, as written ("!!python/tuple")."""
+    if node.tag not in yaml.SafeLoader.yaml_constructors:
+        return "!!" + node.tag.removeprefix(_STANDARD_TAG) if node.tag.startswith(_STANDARD_TAG) else node.tag
+    children = node.value if isinstance(node, yaml.SequenceNode) else (
+        [item for pair in node.value for item in pair] if isinstance(node, yaml.MappingNode) else [])
+    return next((tag for tag in map(_bad_tag, children) if tag), None)
 
 
 def _free_form_entry(section: str, name: str, value: Any, node: yaml.Node, path: Path,

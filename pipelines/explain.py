@@ -23,6 +23,7 @@ from luigi.task import flatten
 from tasks.base import MANIFEST, PipelineTask, read_manifest
 from tasks.checkpoints import checkpoint_steps
 from tasks.fingerprint import locate_module
+from tasks.integrity import FIX, IntegrityError, read_sealed
 
 OriginOf = Callable[[str], "str | None"]
 _KNOWN = ("params", "code", "plugin", "tensorflow", "source", "upstream")
@@ -33,7 +34,7 @@ _ABSENT = object()
 class Verdict:
     task: PipelineTask
     depth: int
-    state: str  # "complete", "will run", "will resume from step N"
+    state: str  # "complete", "will run", "will resume from step N", "damaged"
     reasons: list[str] = field(default_factory=list)
 
 
@@ -52,7 +53,8 @@ def explain_command_line(argv: list[str]) -> list[Verdict]:
     """Verdicts for the task `luigi --module pipelines ARGV` would run."""
     # Parameters of upstream tasks may come from the command line too, so the
     # parser stays installed while the graph is walked.
-    with CmdlineParser.global_instance(argv) as parser:
+    # --local-scheduler: explaining runs nothing, so it needs no luigid (server.check_reachable).
+    with CmdlineParser.global_instance([*argv, "--local-scheduler"]) as parser:
         return list(explain(parser.get_task_obj()))
 
 
@@ -193,6 +195,16 @@ def explain(root: luigi.Task) -> Iterator[Verdict]:
         seen.add(task.task_id)
         if callable(getattr(task, "origin_of", None)):
             run = task  # the nearest run task owns the settings of the stages below it
+        try:
+            read_sealed(task.folder())
+        except IntegrityError as exc:  # complete() says no; the run would stop here, naming it
+            yield Verdict(task, depth, "damaged", [exc.problem, f"run `{FIX}`, then rerun to redo it"])
+        else:
+            yield from verdict(task, depth, run)
+        for upstream in flatten(task.requires()):
+            yield from visit(upstream, depth + 1, run)
+
+    def verdict(task: PipelineTask, depth: int, run: luigi.Task | None) -> Iterator[Verdict]:
         if task.complete():
             yield Verdict(task, depth, "complete")
         else:
@@ -205,8 +217,6 @@ def explain(root: luigi.Task) -> Iterator[Verdict]:
                 reasons = diff_components(previous.get("components", {}), task.components(),
                                           _origin_lookup(run))
             yield Verdict(task, depth, state, reasons)
-        for upstream in flatten(task.requires()):
-            yield from visit(upstream, depth + 1, run)
 
     yield from visit(root, 0, None)
 

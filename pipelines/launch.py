@@ -11,6 +11,7 @@ pipelines TASK`` and keeps luigi's [retcode] codes, with two differences:
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -21,6 +22,9 @@ import luigi.execution_summary as summary
 import luigi.interface
 from luigi.cmdline_parser import CmdlineParser
 from luigi.retcodes import retcode
+
+from pipelines import user_errors
+from plugins.errors import TfpipeError
 
 logger = logging.getLogger(__name__)
 _MAX_REASON = 500
@@ -61,6 +65,9 @@ def _is_complete(task: luigi.Task) -> bool:
 
 
 def _reason(worker: Any, failures: list[str], sets: dict[str, set]) -> str:
+    errors = user_errors.seen()  # also those of forked task processes (--workers N)
+    if errors:
+        return "; ".join(f"{task}: {one_line(error)}" if task else one_line(error) for task, error in errors)
     if failures:
         return failures[0]
     # complete() raised while scheduling: luigi logged the traceback but passed no exception on.
@@ -79,9 +86,18 @@ def _reason(worker: Any, failures: list[str], sets: dict[str, set]) -> str:
         except Exception:  # noqa: BLE001  scheduler gone: fall back to luigi's summary
             break
         if error.strip():
-            return f"{task.task_id}: {one_line(error)}"
+            return f"{task.task_id}: {one_line(_unquoted(error))}"
     status = summary._tasks_status(sets)
     return summary._create_one_line_summary(status).strip() or status.name
+
+
+def _unquoted(error: str) -> str:
+    """A failure explanation as the worker reported it (luigi sends it JSON-encoded)."""
+    try:
+        decoded = json.loads(error)
+    except ValueError:
+        return error
+    return decoded if isinstance(decoded, str) else error
 
 
 def run(argv: list[str]) -> int:
@@ -97,13 +113,16 @@ def run(argv: list[str]) -> int:
     # FAILURE: run() raised; BROKEN_TASK: complete() or requires() raised while scheduling.
     luigi.Task.event_handler(luigi.Event.FAILURE)(_remember)
     luigi.Task.event_handler(luigi.Event.BROKEN_TASK)(_remember)
+    user_errors.print_at_exit(False)  # the line below says why
 
     try:
         worker = luigi.interface._run(argv).worker
     except luigi.interface.PidLockAlreadyTakenExit:
         return fail(codes.already_running, "ALREADY RUNNING",
-                    "the same command is already running on this host (luigi's pid lock); "
-                    "this run did nothing")
+                    "the same command is already running on this host and workspace (luigi's pid "
+                    "lock); this run did nothing")
+    except TfpipeError as exc:  # raised before any task ran (e.g. no scheduler to talk to)
+        return fail(codes.unhandled_exception, "ERROR", one_line(str(exc)))
     except Exception as exc:  # luigi's CLI does the same: log it, exit unhandled_exception
         logger.exception("uncaught exception in luigi")
         return fail(codes.unhandled_exception, "ERROR", one_line(f"{type(exc).__name__}: {exc}"))

@@ -10,10 +10,14 @@ user's own config sets wins.
 from __future__ import annotations
 
 import configparser
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import luigi.configuration
+
+from pipelines.config import workspace_root
 
 DEFAULTS_FILE = Path(__file__).with_name("luigi-defaults.cfg")
 
@@ -38,6 +42,22 @@ def apply() -> None:
         for key, value in shipped().items(section, raw=True):
             if _normal(key) not in present:
                 config.set(section, key, value)
+    if "lock_pid_dir" not in {_normal(key) for key in config.options("core")}:
+        config.set("core", "lock_pid_dir", lock_dir(workspace_root()))
+
+
+def lock_dir(workspace: str) -> str:
+    """The folder of Luigi's pid lock for runs against `workspace`.
+
+    Luigi refuses to start a command line that is already running on this host ("already
+    running", exit 10); it knows the command line only, and the workspace usually comes from
+    $TFPIPE_WORKSPACE or the current folder. One lock folder per workspace: the same command
+    against another workspace runs, against the same workspace it is still refused.
+    (A folder in the temporary directory, not in the workspace: Luigi creates only the last
+    folder of the path, and the workspace may not exist yet.)
+    """
+    key = hashlib.sha256(os.path.realpath(workspace).encode("utf-8")).hexdigest()[:16]
+    return os.path.join(tempfile.gettempdir(), f"luigi-tfpipe-{key}")
 
 
 def luigid_environment(state_dir: Path) -> dict[str, str]:

@@ -16,13 +16,41 @@ from pipelines import settings
 
 T = TypeVar("T", bound=type)
 
+
+class _KeepsUnreadable:
+    """A setting's parameter keeps a command-line value it cannot read as its type (--steps 1.5,
+    --learning-rate abc) as the text given. The run task then checks it like every setting
+    (pipelines.config.apply_command_line): a scheduling error naming the flag, the value and
+    the type expected, instead of a traceback out of Luigi's command-line parser."""
+
+    def parse(self, x: Any) -> Any:
+        try:
+            return super().parse(x)  # type: ignore[misc]
+        except (ValueError, TypeError):  # TypeError: luigi's ListParameter given a JSON number
+            return x
+
+    def normalize(self, x: Any) -> Any:
+        if isinstance(x, str):
+            return self.parse(x)  # luigi's BoolParameter.normalize turns "maybe" into None
+        return super().normalize(x)  # type: ignore[misc]
+
+    def _warn_on_wrong_param_type(self, param_name: str, param_value: Any) -> None:
+        if not isinstance(param_value, str):  # text is reported by the settings check
+            super()._warn_on_wrong_param_type(param_name, param_value)  # type: ignore[misc]
+
+
+def _keeping_unreadable(base: type[luigi.Parameter]) -> type[luigi.Parameter]:
+    return type(base.__name__, (_KeepsUnreadable, base), {"__module__": __name__})
+
+
 _LUIGI_TYPES: dict[type, Callable[..., luigi.Parameter]] = {
-    int: luigi.OptionalIntParameter,
-    float: luigi.OptionalFloatParameter,
+    int: _keeping_unreadable(luigi.OptionalIntParameter),
+    float: _keeping_unreadable(luigi.OptionalFloatParameter),
     str: luigi.OptionalParameter,
-    list: luigi.OptionalListParameter,
-    dict: luigi.OptionalDictParameter,
+    list: _keeping_unreadable(luigi.OptionalListParameter),
+    dict: _keeping_unreadable(luigi.OptionalDictParameter),
 }
+_BOOL = _keeping_unreadable(luigi.OptionalBoolParameter)
 
 
 def show(value: Any) -> str:
@@ -40,8 +68,8 @@ def luigi_parameter(declared: settings.Setting) -> luigi.Parameter:
     kind = declared.types[0]
     if kind is bool:
         # Explicit parsing: `--deterministic` means true, `--lowercase false` can say false.
-        return luigi.OptionalBoolParameter(default=None, description=description(declared),
-                                           parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+        return _BOOL(default=None, description=description(declared),
+                     parsing=luigi.BoolParameter.EXPLICIT_PARSING)
     return _LUIGI_TYPES[kind](default=None, description=description(declared))
 
 
@@ -70,8 +98,7 @@ def from_settings(*names: str, path: str | None = None) -> Callable[[T], T]:
         if path is not None:
             for free in settings.FREE_FORM.values():
                 param = free.params[path]
-                _attach(cls, param, luigi.OptionalDictParameter(default=None,
-                                                               description=free.param_help(path)))
+                _attach(cls, param, _LUIGI_TYPES[dict](default=None, description=free.param_help(path)))
                 mapping[param] = free.section
         cls.setting_params = mapping
         return cls

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import Config, ConfigError
+from pipelines.settings import Setting
 from plugins import registry
 from plugins.datasets.api import TEXT
 from plugins.datasets.text import is_url
@@ -63,3 +64,17 @@ def check_options(info: registry.PluginInfo | None, options: dict[str, Any], ent
             f"{config.where(path)}: unknown {noun} {key!r} for {registry.of(info.kind).noun} "
             f"plugin {info.name!r} "
             f"({path}); it takes: {', '.join(sorted(declared)) or 'none'} (its DEFAULTS)")
+    for key, limit in sorted(info.declared_limits().items()):
+        if key in options and key in declared:
+            _limited(entry, key, declared[key], limit).check(options[key], config.where(f"{entry}.{key}"))
+
+
+_LIMIT_KEYS = ("minimum", "maximum", "open_min", "open_max")
+
+
+def _limited(entry: str, key: str, default: Any, limit: dict[str, Any]) -> Setting:
+    """A plugin option declared in its LIMITS, checked like a setting: a number of the type of
+    its default (an int default asks for a whole number), in range and finite."""
+    kind = int if isinstance(default, int) and not isinstance(default, bool) else float
+    return Setting(entry, key, (kind,), default, help="", declared_at=entry, param=key,
+                   **{name: limit[name] for name in _LIMIT_KEYS if name in limit})

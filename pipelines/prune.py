@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tasks.base import read_manifest
 
-_FOLDER = re.compile(r"^(?P<name>.+)-(?P<fingerprint>[0-9a-f]{16})$")
+TASK_FOLDER = re.compile(r"^(?P<name>.+)-(?P<fingerprint>[0-9a-f]{16})$")
 
 
 @dataclass
@@ -34,7 +34,7 @@ def scan(root: Path) -> list[Result]:
     results = []
     for stage_dir in sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")):
         for folder in sorted(stage_dir.iterdir()):
-            match = _FOLDER.match(folder.name)
+            match = TASK_FOLDER.match(folder.name)
             if not folder.is_dir() or not match:
                 continue
             manifest = read_manifest(folder)

@@ -4,7 +4,7 @@
 writes, so a new run task gets a report by filling the usual keys:
 
 - ``runs``: [{"path", "name", "metrics": {k: float}, "steps", "train_seconds",
-  "artefacts": {label: path}, optional "images": {label: png path},
+  "artefacts": {label: path}, optional "warnings": [text], "images": {label: png path},
   "tables": {title: [[header...], [row...]...]}, "seed_text", "samples": [{"temperature", "text"}]}]
 - ``tasks``: [{"task_id", "stage", "fingerprint", "folder", "status": "ran"|"reused", "duration_s", "params"}]
 - ``config``: anything JSON-like; ``run``: {"task", "folder"}.
@@ -22,7 +22,8 @@ from typing import Any
 
 from luigi.task import flatten
 
-from tasks.base import PipelineTask, read_manifest
+from tasks.base import PipelineTask
+from tasks.integrity import read_sealed
 
 # Manifests written after this (the start of this luigi invocation) belong to tasks that ran now.
 INVOCATION_STARTED = time.time()
@@ -38,6 +39,7 @@ pre{background:#f7f7f7;padding:.6em;overflow-x:auto;white-space:pre-wrap}figure{
 td code{word-break:break-all}
 figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:.9em}.missing{color:#a00}
 .sample{border-left:3px solid #8ab;padding-left:.8em;margin:.6em 0}
+.warning{background:#fff4e0;border-left:3px solid #d80;padding:.4em .8em}
 """
 
 
@@ -78,6 +80,8 @@ def _image(label: str, path: str) -> str:
 
 def _run(run: dict[str, Any]) -> str:
     parts = [f"<h2>{escape(str(run.get('name', 'run')))} <small>({escape(str(run.get('path', '')))})</small></h2>"]
+    parts.extend(f'<p class="warning"><b>Warning:</b> {escape(str(warning))}</p>'
+                 for warning in run.get("warnings") or [])
     facts = [["", "value"]]
     for key in ("steps", "train_seconds", "samples_per_s"):
         if run.get(key) is not None:
@@ -161,7 +165,7 @@ def task_records(root: PipelineTask, since: float = INVOCATION_STARTED) -> list[
         for upstream in task.upstream():
             visit(upstream)
         manifest_path = task.folder() / "manifest.json"
-        manifest = read_manifest(task.folder()) or {}
+        manifest = read_sealed(task.folder()) or {}  # its seal checked: shown as a result
         try:
             status = "ran" if manifest_path.stat().st_mtime >= since else "reused"
         except OSError:

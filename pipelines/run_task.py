@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import luigi
+from luigi.cmdline_parser import CmdlineParser
 from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from pipelines import config as cfg
-from pipelines import plugin_checks
+from pipelines import plugin_checks, server
 from pipelines.params import from_settings
 from pipelines.report import render_html, task_records
 from pipelines.settings import SETTINGS
@@ -43,6 +44,12 @@ class RunTask(PipelineTask):
     workspace = luigi.OptionalParameter(default=None, significant=False,
                                         description="artefact root (default: $TFPIPE_WORKSPACE or "
                                                     "./workspace)")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        parser = CmdlineParser.get_instance()
+        if parser is not None and parser.known_args.root_task == self.get_task_family():
+            server.check_reachable()  # the task a command line runs: is its scheduler there?
 
     def root(self) -> str:
         return self.workspace or cfg.workspace_root()

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import luigi
@@ -15,13 +17,15 @@ from pipelines.summary import (
     image_summary,
     text_summary,
 )
-from plugins.datasets.api import IMAGE
+from plugins.datasets.api import IMAGE, DataError
 from plugins.errors import TfpipeError
 from tasks.base import PipelineTask
 from tasks.image.evaluate import EvaluateImageModel
+from tasks.image.preprocess import PreprocessImages
 from tasks.text.download import corpus_label
 from tasks.text.evaluate import EvaluateTextModel
 from tasks.text.generate import GenerateText
+from tasks.text.train import TrainTextModel
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +72,31 @@ def _check_data_settings(root: luigi.Task, config: cfg.Config) -> None:
     """Settings that must fit the data (validation_fraction, batch_size vs sample counts) are
     checked by the preprocessing task, before any training is scheduled."""
     for task in walk(root):
-        check = getattr(task, "check_settings", None)
-        if callable(check):
-            try:
-                check(config.get("image", "batch_size"))
-            except TfpipeError as exc:
-                where = "; ".join(config.set_by(path) or path
-                                  for path in ("image.validation_fraction", "image.batch_size"))
-                raise cfg.ConfigError(f"{where}: {exc}") from exc
+        if isinstance(task, PreprocessImages):
+            with _blaming(config, "image.validation_fraction", "image.batch_size"):
+                task.check_settings(config.get("image", "batch_size"))
             return
+
+
+def _check_text_settings(root: luigi.Task, config: cfg.Config) -> None:
+    """window and batch_size against the length of the training text, before anything runs."""
+    for task in walk(root):
+        if isinstance(task, TrainTextModel):
+            with _blaming(config, "text.window", "text.batch_size"):
+                task.check_settings()
+            return
+
+
+@contextmanager
+def _blaming(config: cfg.Config, *paths: str) -> Iterator[None]:
+    """A settings check's error names where the settings it depends on were set."""
+    try:
+        yield
+    except DataError:
+        raise  # the data itself is unreadable: its message names the file, not a setting
+    except TfpipeError as exc:
+        where = "; ".join(config.set_by(path) or path for path in paths)
+        raise cfg.ConfigError(f"{where}: {exc}") from exc
 
 
 @from_settings("data.mirror", path="text")
@@ -117,6 +137,7 @@ class TextRun(TrainingRun):
             "evaluate": EvaluateTextModel(**common),
             "generate": GenerateText(**common, **{key: text[key] for key in self.GENERATION}),
         }
+        _check_text_settings(tasks["evaluate"], config)
         self.__dict__["_tasks"] = tasks
         return tasks
 

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
+import urllib.parse
 from pathlib import Path
 
+import luigi.interface
+
 from pipelines.luigi_defaults import luigid_environment
+from plugins.errors import TfpipeError
 
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 8082
@@ -37,3 +42,28 @@ def start_scheduler(state_dir: Path, address: str = DEFAULT_ADDRESS, port: int =
     state_dir.mkdir(parents=True, exist_ok=True)
     command = luigid_command(state_dir, address, port)
     os.execve(command[0], command, luigid_environment(state_dir))
+
+
+def check_reachable(timeout_s: float = 3.0) -> None:
+    """Without --local-scheduler, fail at once when nothing listens where luigid should be.
+
+    Luigi's RPC client retries each call ([core] rpc-retry-attempts 3, rpc-retry-wait 30 s)
+    so that a running worker outlives a restart of luigid; before the first call that makes
+    a missing luigid an RPCError after a minute. One TCP connection says it in seconds.
+    """
+    params = luigi.interface.core()
+    if params.local_scheduler:
+        return
+    url = params.scheduler_url or f"http://{params.scheduler_host}:{params.scheduler_port}/"
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return  # a Unix socket (http+unix://): left to Luigi
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout_s).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise TfpipeError(
+            f"no Luigi scheduler answers at {url.rstrip('/')} ({reason}): start one with `python -m "
+            "pipelines scheduler` (README, Running on a server), or run without one: add "
+            "--local-scheduler") from None

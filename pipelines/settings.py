@@ -108,7 +108,7 @@ class Setting:
         kind = next((kind for kind in self.types if _is(value, kind)), None)
         if kind is None:
             hint = ""
-            if isinstance(value, float) and int in self.types:
+            if int in self.types and _decimal(value):
                 hint = " (a whole number, without a decimal point)"
             raise ConfigError(f"{where}: {self.path} must be {self.describe()}, "
                               f"got {value!r}{hint}")
@@ -225,6 +225,16 @@ def _is(value: Any, kind: type) -> bool:
     if kind is dict:
         return isinstance(value, Mapping)
     return isinstance(value, kind)
+
+
+def _decimal(value: Any) -> bool:
+    """A number with a fraction, or text that reads as one ('1.5' from the command line)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float)
 
 
 def _convert(value: Any, kind: type) -> Any:

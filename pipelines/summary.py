@@ -16,6 +16,7 @@ def image_summary(evaluate: EvaluateImageModel) -> dict[str, Any]:
     train = evaluate.requires()
     trained = train.manifest()["record"]
     metrics = evaluate.manifest()["record"]
+    data = train.requires().manifest()["record"]
     return {
         "path": "image",
         "name": evaluate.title(),
@@ -29,6 +30,7 @@ def image_summary(evaluate: EvaluateImageModel) -> dict[str, Any]:
                       "tensorboard": str(train.folder() / "tensorboard")},
         "images": {"training curves": str(evaluate.folder() / "training_curves.png"),
                    "confusion matrix": str(evaluate.folder() / "confusion_matrix.png")},
+        "warnings": list(data.get("warnings") or []),
     }
 
 
@@ -122,6 +124,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     for run in summary["runs"]:
         lines.append("")
         lines.append(f"{run['name']}:")
+        lines.extend(f"  WARNING: {warning}" for warning in run.get("warnings") or [])
         lines.extend(f"  {key}: {path}" for key, path in run["artefacts"].items())
         if run.get("samples"):
             lines += ["", "Seed passage (held-out text):", "", "```text", run["seed_text"], "```"]

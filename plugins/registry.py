@@ -90,6 +90,19 @@ class PluginInfo:
         found = _module_literals(path, stat.st_mtime_ns, stat.st_size).get("DEFAULTS")
         return copy.deepcopy(found) if isinstance(found, dict) else None
 
+    def declared_limits(self) -> dict[str, dict[str, Any]]:
+        """The module's optional top-level ``LIMITS = {"units": {"minimum": 1}, ...}``: per option,
+        the range its value must be in (keys minimum, maximum, open_min, open_max, as in
+        pipelines/settings.py), read from source like DEFAULTS; {} when absent."""
+        path = locate_module(self.module)
+        if path is None:
+            return {}
+        stat = path.stat()
+        found = _module_literals(path, stat.st_mtime_ns, stat.st_size).get("LIMITS")
+        if not isinstance(found, dict):
+            return {}
+        return {key: dict(limit) for key, limit in found.items() if isinstance(limit, dict)}
+
     def describe(self) -> str:
         return f"{self.kind} plugin {self.name!r} ({self.value}) from distribution {self.distribution} {self.version}"
 
@@ -122,7 +135,7 @@ def _locate(name: str, search_path: tuple[str, ...]) -> Path | None:
 
 @functools.cache
 def _module_literals(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
-    """Top-level ``NAME = <literal>`` assignments of KIND and DEFAULTS in a module's source."""
+    """Top-level ``NAME = <literal>`` assignments of KIND, DEFAULTS and LIMITS in a module's source."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError):
@@ -135,7 +148,7 @@ def _module_literals(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
             target, value = node.target, node.value
         else:
             continue
-        if isinstance(target, ast.Name) and target.id in ("KIND", "DEFAULTS"):
+        if isinstance(target, ast.Name) and target.id in ("KIND", "DEFAULTS", "LIMITS"):
             try:
                 found[target.id] = ast.literal_eval(value)
             except (ValueError, TypeError, SyntaxError, RecursionError):  # not a literal: unknown

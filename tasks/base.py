@@ -3,7 +3,10 @@
 Every task writes one folder ``<workspace>/<stage>/<name>-<fingerprint>/``.
 Its ``manifest.json`` is written last and atomically; it alone marks the task
 complete, so a crash at any point leaves a folder a later run redoes (or, for
-training, resumes from its checkpoints) and never takes as finished.
+training, resumes from its checkpoints) and never takes as finished. It lists
+every file the task produced with its sha256 and is sealed (tasks/integrity.py);
+before a task produces anything, every folder upstream of it is checked against
+its manifest, so nothing changed since it was written is ever read.
 """
 from __future__ import annotations
 
@@ -27,15 +30,13 @@ from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from plugins.errors import TfpipeError
-from tasks import atomic
+from tasks import atomic, integrity
+from tasks.content import HashCache
 from tasks.fingerprint import code_hashes, digest
+from tasks.integrity import ATTEMPTS, MANIFEST, IntegrityError
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-# One line per process that started producing a folder (pid, host, time): the task's own
-# count of how often it ran, kept across crashes and resumes.
-ATTEMPTS = "attempts.jsonl"
 # Parameters that say where or how a task runs, never what it computes.
 _NEVER_FINGERPRINTED = frozenset({"workspace"})
 
@@ -61,6 +62,8 @@ def library_versions() -> dict[str, str | None]:
 
 
 def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest as it is, unchecked (None if absent or unreadable): for listings such as
+    prune and explain. Results come from PipelineTask.manifest(), which checks its seal."""
     try:
         return json.loads((folder / MANIFEST).read_text("utf-8"))
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
@@ -109,11 +112,15 @@ class PipelineTask(luigi.Task):
         default="workspace", significant=False, description="root folder of all run artefacts"
     )
 
-    # The scheduler retries a failed task once (after [scheduler] retry_delay), then disables
-    # it, so every worker waiting on it (luigi.cfg [worker] keep_alive) ends instead of waiting
-    # forever. The retry matters when a worker is killed: the scheduler counts its running
-    # task as failed, and a waiting worker resumes it from its checkpoint.
-    retry_count = 2
+    @property
+    def retry_count(self) -> int:
+        """Attempts before the scheduler disables the task (so every worker waiting on it,
+        [worker] keep_alive, ends instead of waiting forever). Under luigid a failed task is
+        retried once, after [scheduler] retry_delay: when a worker is killed, the scheduler
+        counts its running task as failed and a waiting worker resumes it from its checkpoint.
+        A user error is never retried (report_final). The in-process scheduler of
+        --local-scheduler has no other worker to resume a task: one attempt."""
+        return 1 if luigi.interface.core().local_scheduler else 2
 
     stage: ClassVar[str] = ""
 
@@ -148,6 +155,25 @@ class PipelineTask(luigi.Task):
     def upstream(self) -> list[PipelineTask]:
         return [task for task in flatten(self.requires()) if isinstance(task, PipelineTask)]
 
+    def all_upstream(self) -> list[PipelineTask]:
+        """Every pipeline task this one depends on, directly or not (a stage may read a folder
+        two steps up: evaluation reads the preprocessed data beside the trained model)."""
+        found: dict[Path, PipelineTask] = {}
+        pending = self.upstream()
+        while pending:
+            task = pending.pop()
+            if task.folder() not in found:
+                found[task.folder()] = task
+                pending.extend(task.upstream())
+        return list(found.values())
+
+    def hash_cache_file(self) -> Path:
+        return Path(self.root()) / ".cache" / "file-hashes.json"
+
+    def hash_cache(self) -> HashCache:
+        """sha256 of files, cached by size, mtime, inode and ctime (tasks/content.py)."""
+        return HashCache.at(self.hash_cache_file())
+
     def fingerprint_components(self) -> dict[str, Any]:
         return {
             "task": self.get_task_family(),
@@ -177,18 +203,31 @@ class PipelineTask(luigi.Task):
         return luigi.LocalTarget(str(self.folder() / MANIFEST))
 
     def complete(self) -> bool:
-        manifest = read_manifest(self.folder())
+        # A manifest read, nothing hashed: a no-op rerun stays fast. A damaged manifest is not
+        # complete, so Luigi calls run(), which names it instead of silently redoing the task.
+        try:
+            manifest = integrity.read_sealed(self.folder())
+        except IntegrityError:
+            return False
         return manifest is not None and manifest.get("fingerprint") == self.fingerprint()
 
     def manifest(self) -> dict[str, Any]:
-        """The completed manifest of this task (run it first)."""
-        manifest = read_manifest(self.folder())
+        """The completed manifest of this task (run it first), its seal checked."""
+        manifest = integrity.read_sealed(self.folder())
         if manifest is None:
             raise TfpipeError(f"{self.task_id} has no manifest in {self.folder()}; run it first")
         return manifest
 
     def run(self) -> None:
+        try:
+            self._run()
+        except TfpipeError:
+            report_final(self)  # a user error fails the same way on a retry
+            raise
+
+    def _run(self) -> None:
         folder = self.folder()
+        self.verify_upstream()  # before anything is created: a refused task leaves no trace
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -200,12 +239,13 @@ class PipelineTask(luigi.Task):
             if self.complete():
                 logger.info("%s was completed by another run meanwhile; reusing it", self.task_id)
                 return
+            integrity.read_sealed(folder)  # a damaged manifest here: say so, never redo it silently
             started = time.time()
             attempts = _record_attempt(folder, started)
             record = self.produce(folder) or {}
             finished = time.time()
-            atomic.write_json(
-                folder / MANIFEST,
+            integrity.write_manifest(
+                folder,
                 {
                     "task": self.get_task_family(),
                     "task_id": self.task_id,
@@ -221,8 +261,16 @@ class PipelineTask(luigi.Task):
                     "finished": _iso(finished),
                     "duration_s": round(finished - started, 3),
                     "attempts": attempts,
+                    "files": integrity.file_list(folder, self.hash_cache()),
                 },
             )
+
+    def verify_upstream(self) -> None:
+        """Every upstream folder still holds what its manifest lists (hashes cached by stat),
+        checked here in the Luigi process before this task's own process starts."""
+        cache = self.hash_cache()
+        for task in self.all_upstream():
+            integrity.verify(task.folder(), cache)
 
     def produce(self, folder: Path) -> dict[str, Any] | None:
         raise NotImplementedError
@@ -234,12 +282,35 @@ class PipelineTask(luigi.Task):
         return super().on_failure(exception)
 
 
+def report_final(task: luigi.Task) -> None:
+    """Tell the scheduler that the failure this running task is about to report is final.
+
+    Luigi's worker sends the task's retry policy along with the FAILED status, but the
+    scheduler applies that policy only after it has counted the failure (luigi/scheduler.py,
+    Scheduler.add_task), so it must arrive first: as a RUNNING update with retry_count 1, the
+    failure then disables the task at once. The scheduler is reached through the status
+    reporter Luigi binds to a running task's set_status_message (also from a forked task
+    process under luigid, over its RPC).
+    """
+    reporter = getattr(getattr(task, "set_status_message", None), "__self__", None)
+    scheduler = getattr(reporter, "_scheduler", None)
+    if scheduler is None:
+        return  # not run by a Luigi worker
+    try:
+        scheduler.add_task(worker=reporter._worker_id, task_id=task.task_id, status=luigi.task_status.RUNNING,
+                           resources=task.process_resources(), accepts_messages=task.accepts_messages,
+                           retry_policy_dict={"retry_count": 1})
+    except Exception:  # noqa: BLE001  scheduler unreachable: luigi's own retry policy applies
+        logger.warning("could not tell the scheduler not to retry %s", task.task_id, exc_info=True)
+
+
 def _record_attempt(folder: Path, started: float) -> int:
-    """Append this process to the folder's attempts log (under the output lock); return the count."""
+    """Append this process to the folder's attempts log (under the output lock); return the count:
+    the task's own count of how often it ran, kept across crashes and resumes."""
     path = folder / ATTEMPTS
     line = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": _iso(started),
                        "started_ts": started})
-    with open(path, "a", encoding="utf-8") as handle:
+    with atomic.writing(path), open(path, "a", encoding="utf-8") as handle:
         handle.write(line + "\n")
         handle.flush()
         os.fsync(handle.fileno())

@@ -1,12 +1,10 @@
 """The base of the download stages: a task that reads one dataset plugin (image or text).
 
 What both paths share: the plugin of the right KIND (looked up once), its options
-checked against its DEFAULTS, its code in the fingerprint, and the cache of
-content hashes. Where the files come from is each stage's own business.
+checked against its DEFAULTS and its code in the fingerprint. Where the files come from is each stage's own business.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, ClassVar
 
 from luigi.freezing import recursively_unfreeze
@@ -46,6 +44,3 @@ class DatasetTask(PipelineTask):
 
     def follow_packages(self) -> list[str]:
         return [self.plugin_info().top_package]
-
-    def hash_cache(self) -> Path:
-        return Path(self.workspace) / ".cache" / "file-hashes.json"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from plugins.datasets.api import RemoteFile
 from plugins.errors import TfpipeError
+from tasks.atomic import DiskFull, writing
 
 logger = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -19,6 +20,13 @@ CHUNK = 1 << 20
 
 class ChecksumMismatch(TfpipeError):
     pass
+
+
+def mirror_path(mirror: str | None, name: str, file: str = "") -> str:
+    """Where a mirror copy of dataset `name` goes: the real folder, or ``$TFPIPE_DATA_MIRROR/...``
+    when no mirror is set."""
+    root = mirror if mirror else "$TFPIPE_DATA_MIRROR"
+    return "/".join(part for part in (root.rstrip("/"), name, file) if part)
 
 
 def sha256_of(path: Path) -> str:
@@ -33,7 +41,8 @@ def _download_once(url: str, dest: Path, expected_size: int | None, timeout: flo
     request = urllib.request.Request(url, headers={"User-Agent": "tfpipe"})
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
+        with (urllib.request.urlopen(request, timeout=timeout) as response, writing(dest),
+              os.fdopen(fd, "wb") as out):
             total = expected_size or int(response.headers.get("Content-Length") or 0)
             done, next_report = 0, 0.1
             for block in iter(lambda: response.read(CHUNK), b""):
@@ -69,12 +78,14 @@ def verify(path: Path, remote: RemoteFile, url: str) -> None:
 
 
 def fetch(remote: RemoteFile, dest: Path, attempts: int = 3, backoff_s: float = 1.0,
-          timeout_s: float = 60.0, mirror_path: str | None = None) -> str:
+          timeout_s: float = 60.0, mirror_path: str | None = None, beside: tuple[str, ...] = ()) -> str:
     """Download `remote` to `dest`, trying each URL with retries; return the URL used.
 
     `mirror_path` is where a copy would be found without a network; the error names it.
     It starts with ``$TFPIPE_DATA_MIRROR`` when no mirror is set (e.g.
     ``$TFPIPE_DATA_MIRROR/nietzsche/nietzsche.txt``), and the error then says to set one.
+    `beside`: the other files the dataset needs in that folder, named in the error too.
+    A full disk is not retried: it raises DiskFull at once.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures: dict[str, tuple[int, str]] = {}  # url -> (attempts, last reason)
@@ -84,6 +95,8 @@ def fetch(remote: RemoteFile, dest: Path, attempts: int = 3, backoff_s: float = 
                 _download_once(url, dest, remote.size, timeout_s)
                 verify(dest, remote, url)
                 return url
+            except DiskFull:
+                raise
             except (urllib.error.URLError, OSError, ChecksumMismatch) as exc:
                 reason = str(getattr(exc, "reason", None) or exc).removeprefix(f"{url}: ")
                 failures[url] = (attempt, reason)
@@ -101,4 +114,6 @@ def fetch(remote: RemoteFile, dest: Path, attempts: int = 3, backoff_s: float = 
         where = (f"put {remote.name} in a mirror folder, in the sub-folder named after the "
                  "dataset, and set TFPIPE_DATA_MIRROR (or data.mirror in your config) to that "
                  "mirror folder")
+    if beside:
+        where += f", and beside it {', '.join(beside)}"
     raise TfpipeError(f"could not download {remote.name}: {tried}. Without internet, {where}")

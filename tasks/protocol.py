@@ -141,5 +141,11 @@ def run_stage(task: Any, request: dict[str, Any], folder: Path,
     if code != 0 or result is None:
         if code < 0:
             error = error or f"killed by signal {-code}"
-        raise TfpipeError(error or f"{module} exited with code {code} without a result; see its output above")
+        message = error or f"{module} exited with code {code} without a result; see its output above"
+        raise TfpipeError(message) if code == EXIT_USER_ERROR else StageCrash(message)
     return result
+
+
+class StageCrash(RuntimeError):
+    """A stage's process crashed (its traceback is in the log above) or was killed. Not a user
+    error: Luigi keeps the traceback and luigid retries the task once (tasks.base)."""

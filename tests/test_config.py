@@ -154,3 +154,28 @@ def test_nan_learning_rate_on_the_command_line_is_rejected():
 def test_reference_config_is_valid():
     reference = cfg.load_file(cfg.Path(__file__).parent.parent / "pipelines/configs/reference.yaml")
     assert reference.get("image", "lr_schedule") == "constant"
+
+
+@pytest.mark.parametrize("text, line, tag", [
+    ("image:\n  steps: !!python/object:os.system 1\n", 2, "!!python/object:os.system"),
+    ("image:\n  steps: 5\n  model: !foo cnn\n", 3, "!foo"),
+    ("models:\n  cnn:\n    dropout: [1,\n      !!python/tuple [2]]\n", 4, "!!python/tuple"),
+])
+def test_an_unsupported_tag_names_the_file_line_and_tag(tmp_path, text, line, tag):
+    path = write(tmp_path, text)
+    with pytest.raises(cfg.ConfigError) as raised:
+        cfg.load_file(path)
+    assert str(raised.value).startswith(f"{path}:{line}: unsupported YAML tag {tag};")
+    assert "<unicode string>" not in str(raised.value)
+
+
+def test_a_value_its_tag_cannot_hold_names_the_file_and_line(tmp_path):
+    path = write(tmp_path, "models:\n  mlp:\n    hidden_units: !!int abc\n")
+    with pytest.raises(cfg.ConfigError, match=rf"^{path}:3: invalid value"):
+        cfg.load_file(path)
+
+
+def test_text_given_for_a_number_names_the_flag_value_and_type():
+    with pytest.raises(cfg.ConfigError, match=r"^command line --steps: image.steps must be an integer at "
+                                              r"least 1, got '1\.5' \(a whole number"):
+        cfg.apply_command_line(cfg.resolve(None), {"image.steps": "1.5"})

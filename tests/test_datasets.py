@@ -93,6 +93,19 @@ def test_arrays_errors_name_the_file(tmp_path):
         scan(arrays.open_dataset({"npz": tmp_path / "negative.npz"}, {}), "arrays")
 
 
+def test_a_label_only_the_test_set_has_is_counted_not_refused(tmp_path):
+    data = make_image_set(num_train=40, num_test=10, num_classes=4)
+    data["y_test"][:3] = 6  # classes 0-3 in training; 6 only in the test set; 4 and 5 nowhere
+    facts = scan(arrays.open_dataset(arrays.user_files({"path": str(write_idx_folder(
+        tmp_path / "mine", data))}), {}), "arrays")
+    assert facts["num_classes"] == 7 and facts["test_only_labels"] == {"6": 3}
+    assert facts["notes"] == ["2 class(es) have no sample in either split: 4, 5"]
+
+    complete = scan(arrays.open_dataset(arrays.user_files({"path": str(write_idx_folder(
+        tmp_path / "complete", make_image_set(num_train=40, num_test=10)))}), {}), "arrays")
+    assert complete["test_only_labels"] == {} and complete["notes"] == []
+
+
 # ----- mnist / fashion_mnist -------------------------------------------------------------------
 
 def mnist_like(num_train=40, num_test=10, classes=10, extra_label=None):
@@ -113,6 +126,28 @@ def test_mnist_npz_in_a_mirror_folder(tmp_path):
     assert facts["counts"] == {"train": 40, "test": 10} and facts["shape"] == [28, 28, 1]
     assert facts["class_names"] == [str(d) for d in range(10)]
     assert mnist.REMOTE[0].name == "mnist.npz" and mnist.REMOTE[0].sha256
+
+
+def test_mnist_with_a_label_10_or_images_of_another_size_is_refused_naming_the_file(tmp_path):
+    data = mnist_like()
+    data["y_test"][3] = 10
+    np.savez(tmp_path / "mnist.npz", **data)
+    dataset = mnist.open_dataset(mnist.locate(tmp_path, {}), {})
+    with pytest.raises(DataError, match=r"mnist.npz \(array y_test\): label 10 is outside mnist's "
+                                        r"classes 0-9"):
+        scan(dataset, "mnist")
+
+    folder = write_idx_folder(tmp_path / "four", mnist_like(classes=4))
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz: holds 4 of mnist's 10 classes"):
+        scan(mnist.open_dataset(mnist.locate(folder, {}), {}), "mnist")
+
+    colour = mnist_like()
+    colour["x_train"] = np.repeat(colour["x_train"][..., None], 3, axis=3)
+    (tmp_path / "colour").mkdir()
+    np.savez(tmp_path / "colour" / "mnist.npz", **colour)
+    with pytest.raises(DataError, match=r"mnist.npz \(array x_train\): mnist images are 28x28 with "
+                                        r"1 channel\(s\), this file holds \(28, 28, 3\)"):
+        mnist.open_dataset(mnist.locate(tmp_path / "colour", {}), {})
 
 
 def test_fashion_mnist_with_four_classes_and_a_label_12_is_refused_naming_the_file(tmp_path):
@@ -146,10 +181,16 @@ def test_debian_fashion_mnist_copy_is_found_and_validated_by_decoding():
 
 # ----- cifar10 ---------------------------------------------------------------------------------
 
+CIFAR_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse",
+               b"ship", b"truck"]
+
+
 def make_cifar_tarball(path: Path, per_batch: int = 4, test: int = 6, seed: int = 0,
-                       skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+                       skip: tuple[str, ...] = (), names: list[bytes] = CIFAR_NAMES,
+                       classes: int = 10) -> dict[str, np.ndarray]:
     """A tiny cifar-10-python.tar.gz: the real member names and pickle layout (Python 2 style
-    dicts with bytes keys), `per_batch` images in each of data_batch_1..5."""
+    dicts with bytes keys), `per_batch` images in each of data_batch_1..5, labels cycling
+    through `classes`."""
     rng = np.random.default_rng(seed)
     made = {}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,13 +203,11 @@ def make_cifar_tarball(path: Path, per_batch: int = 4, test: int = 6, seed: int 
             info.size = len(blob)
             archive.addfile(info, io.BytesIO(blob))
 
-        names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse",
-                 b"ship", b"truck"]
         add("batches.meta", {b"label_names": names, b"num_cases_per_batch": per_batch})
         batches = [*((f"data_batch_{i}", per_batch) for i in range(1, 6)), ("test_batch", test)]
         for number, (name, count) in enumerate(batches):
             data = rng.integers(0, 256, (count, 3072), dtype=np.uint8)
-            labels = [(number * count + i) % 10 for i in range(count)]  # every class appears
+            labels = [(number * count + i) % classes for i in range(count)]  # every class appears
             made[name] = (data, labels)
             add(name, {b"batch_label": name.encode(), b"labels": labels, b"data": data,
                        b"filenames": [f"{i}.png".encode() for i in range(count)]})
@@ -190,6 +229,20 @@ def test_cifar10_tarball_decodes_batch_by_batch_to_hwc(tmp_path):
     assert x[0, 2, 5, 2] == first[0, 2048 + 2 * 32 + 5]
     facts = scan(dataset, "cifar10")
     assert facts["counts"] == {"train": 20, "test": 6} and facts["num_classes"] == 10
+
+
+def test_cifar10_with_other_classes_or_a_label_10_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "a" / cifar10.ARCHIVE
+    make_cifar_tarball(path, names=[*CIFAR_NAMES, b"unicorn", b"dragon", b"yeti"])
+    with pytest.raises(DataError, match=rf"{path} \(member cifar-10-batches-py/batches.meta\): "
+                                        r"names 13 classes .*CIFAR-10 has 10: airplane, "):
+        cifar10.open_dataset(cifar10.locate(tmp_path / "a", {}), {})
+
+    make_cifar_tarball(tmp_path / "b" / cifar10.ARCHIVE, classes=11)
+    dataset = cifar10.open_dataset(cifar10.locate(tmp_path / "b", {}), {})
+    with pytest.raises(DataError, match=r"cifar-10-python.tar.gz \(data_batch_1, .*\): label 10 is "
+                                        r"outside cifar10's classes 0-9"):
+        scan(dataset, "cifar10")
 
 
 def test_cifar10_missing_member_or_foreign_pickle_is_refused(tmp_path):

@@ -4,7 +4,6 @@ Earlier runs are stood in for by manifests written from the real tasks' componen
 nothing trains here and no TensorFlow starts.
 """
 import importlib
-import json
 import sys
 
 import luigi
@@ -14,7 +13,7 @@ from luigi.task import flatten
 import pipelines  # noqa: F401  registers the run tasks
 from pipelines.explain import closest_completed, diff_components, explain, explain_command_line
 from pipelines.runs import TextRun
-from tasks.base import MANIFEST
+from tasks.integrity import write_manifest
 from tests.conftest import make_corpus
 
 
@@ -41,9 +40,9 @@ def pretend_completed(run: luigi.Task, family: str) -> None:
     """Write the manifest a finished run of `family` in run's graph would have written."""
     task = next(task for task in graph(run) if task.get_task_family() == family)
     task.folder().mkdir(parents=True, exist_ok=True)
-    (task.folder() / MANIFEST).write_text(json.dumps({
+    write_manifest(task.folder(), {
         "task": family, "fingerprint": task.fingerprint(), "components": task.components(),
-        "finished": "2024-01-01T00:00:00+00:00"}))
+        "finished": "2024-01-01T00:00:00+00:00", "files": {}})
 
 
 def reasons_of(verdicts, label):

@@ -104,6 +104,22 @@ def test_failures_exit_non_zero_with_one_clear_message(workspace, mirror, tiny, 
     assert "image.validation_fraction=0.001 of the 400 training samples" in no_val.output
 
 
+def test_a_label_only_in_the_test_set_is_warned_about_in_the_log_and_the_report(workspace, mirror,
+                                                                                tmp_path):
+    data = make_image_set()  # classes 0-3 in both splits
+    data["y_test"][:3] = 5
+    folder = write_idx_folder(tmp_path / "data" / "odd", data)
+    run = run_luigi(["ImageRun", *tiny_args(folder), "--model", "mlp"], workspace, mirror)
+    assert run.returncode == 0, run
+    warning = "arrays-odd: label 5 (3 test samples) is only in the test set, never in training."
+    assert f"WARNING: {warning}" in run.output
+    record = json.loads(manifests(workspace, "preprocess")[0].read_text())["record"]
+    assert record["test_only_labels"] == {"5": 3} and record["warnings"][0].startswith(warning)
+    report = manifests(workspace, "runs")[0].parent
+    assert f"WARNING: {warning}" in (report / "summary.md").read_text()
+    assert f"<b>Warning:</b> {warning}" in (report / "report.html").read_text()
+
+
 def test_corrupt_data_file_fails_by_name_and_leaves_no_manifest(workspace, tmp_path):
     folder = write_idx_folder(tmp_path / "data" / "tiny", make_image_set())
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"<html>oops</html>")

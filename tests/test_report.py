@@ -5,6 +5,7 @@ import re
 import pytest
 
 from pipelines.report import render_html
+from pipelines.summary import render_markdown
 from tasks.plots import confusion_matrix_png, history_png
 from tests.browser import chromium, loaded_images, screenshot
 from tests.conftest import manifests, run_luigi
@@ -42,6 +43,13 @@ def test_report_holds_every_part_and_refers_to_no_file(tmp_path):
     for text in ("mlp on tiny", "test_accuracy", "abc123", '"reused"', "1 of 2 ran", "temperature 0.5",
                  "the &lt;will&gt; to", "power &amp; more", "learning_rate", "Configuration"):
         assert text.replace('"reused"', 'class="reused"') in page, text
+
+
+def test_data_warnings_of_a_run_are_shown_in_the_report_and_the_summary():
+    summary = {"runs": [{"path": "image", "name": "mlp on odd", "metrics": {}, "artefacts": {},
+                         "warnings": ["label 5 <only> in the test set"]}]}
+    assert '<p class="warning"><b>Warning:</b> label 5 &lt;only&gt; in the test set</p>' in render_html(summary)
+    assert "mlp on odd:\n  WARNING: label 5 <only> in the test set\n" in render_markdown(summary)
 
 
 def test_missing_image_is_said_not_broken(tmp_path):

@@ -222,8 +222,8 @@ def test_failing_task_exits_nonzero_with_one_line_reason(tmp_path, mirror, works
     last = output.strip().splitlines()[-1]
     assert last.startswith("tfpipe: FAILED (exit 30): ImageRun"), last
     assert "DownloadImageDataset" in last and "broken" in last, last
-    # Failed, retried once, disabled.
-    assert len(attempts(next((workspace / "download").glob("arrays-broken-*")))) == 2
+    # A user error (a DataError): failed once, disabled at once, not retried.
+    assert len(attempts(next((workspace / "download").glob("arrays-broken-*")))) == 1
     plain, output = finish(start(args, workspace, mirror, luigid.args(), wrapper=False))
     assert plain != 0, output
 

@@ -9,6 +9,7 @@ import pytest
 from plugins.errors import TfpipeError
 from tasks.image import shards
 from tasks.image.preprocess import PreprocessImages
+from tasks.integrity import verify
 from tests.conftest import make_image_set, write_idx_folder
 
 
@@ -122,5 +123,5 @@ def test_preprocess_writes_shards_that_hold_exactly_the_dataset(tmp_path):
     # A changed shard is refused before training reads it.
     first = preprocess.folder() / meta["shards"]["train"][0]["file"]
     first.write_bytes(first.read_bytes()[:-1] + b"\xff")
-    with pytest.raises(TfpipeError, match=r"train-00000.bin does not match its manifest"):
-        preprocess.meta()
+    with pytest.raises(TfpipeError, match=r"train-00000.bin: sha256 differs from the recorded"):
+        verify(preprocess.folder(), preprocess.hash_cache())

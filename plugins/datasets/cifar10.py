@@ -36,6 +36,8 @@ MEMBERS = {
 }
 META = f"{FOLDER}/batches.meta"
 SHAPE = (32, 32, 3)
+CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+               "truck"]
 COUNTS = {"train": 50000, "test": 10000}
 _TAR_ERRORS = (OSError, EOFError, zlib.error, tarfile.TarError)
 
@@ -152,6 +154,10 @@ def open_dataset(files: dict[str, Path], options: dict[str, Any]) -> ImageDatase
     if not isinstance(names_raw, list) or not names_raw:
         raise DataError(f"{path} (member {META}): lacks b'label_names' [dataset cifar10]")
     class_names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names_raw]
+    if class_names != CLASS_NAMES:  # labels 0-9 mean these ten classes, in this order
+        raise DataError(f"{path} (member {META}): names {len(class_names)} classes "
+                        f"({', '.join(class_names[:12])}); CIFAR-10 has 10: {', '.join(CLASS_NAMES)}. "
+                        "The file is not the CIFAR-10 python tarball: replace it [dataset cifar10]")
     splits = {
         split: ImageSplit(count=None,  # only known once every batch is read
                           batches=lambda rows, members=members: _batches(path, members, rows),

@@ -3,6 +3,9 @@ from plugins.models.char_rnn import build_char_rnn
 
 KIND = "char_language_model"
 DEFAULTS = {"units": 256, "embedding_dim": 64, "dropout": 0.2}
+# Checked before anything runs, like a setting (pipelines/plugin_checks.py).
+LIMITS = {"units": {"minimum": 1}, "embedding_dim": {"minimum": 1},
+          "dropout": {"minimum": 0, "maximum": 1, "open_max": True}}
 
 
 def build(spec: dict, units: int = 256, embedding_dim: int = 64, dropout: float = 0.2):

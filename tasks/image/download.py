@@ -17,9 +17,10 @@ from luigi.freezing import recursively_unfreeze
 from plugins import registry
 from plugins.datasets.api import IMAGE, DataError, RemoteFile
 from plugins.errors import TfpipeError
+from tasks.atomic import writing
 from tasks.content import cached_sha256, content_sha256
 from tasks.dataset_task import DatasetTask
-from tasks.download import ChecksumMismatch, fetch
+from tasks.download import ChecksumMismatch, fetch, mirror_path
 
 logger = logging.getLogger(__name__)
 
@@ -115,16 +116,19 @@ class DownloadImageDataset(DatasetTask):
         if getattr(plugin, "REMOTE", ()):
             return Source("remote", {}, ", ".join(f.urls[0] for f in plugin.REMOTE))
         tried = ", ".join(str(f) for f in self.candidate_folders()) or "no mirror set"
+        folder = mirror_path(self.mirror, self.dataset)
+        unset = "" if self.mirror else (" after setting TFPIPE_DATA_MIRROR (or data.mirror in your "
+                                        "config) to a folder")
         raise TfpipeError(
             f"dataset {self.dataset!r} has no local copy and nothing to download (looked in: "
-            f"{tried}); put its files in <mirror>/{self.dataset}/ and set TFPIPE_DATA_MIRROR or "
-            "data.mirror, or install the package that provides them")
+            f"{tried}); put its files in {folder}/{unset}, or install the package that provides "
+            "them")
 
     def fingerprint_components(self) -> dict[str, Any]:
         components = super().fingerprint_components()
         components["dataset_plugin"] = self.plugin_info().identity()
         source = self.source()
-        cache = self.hash_cache()
+        cache = self.hash_cache_file()
         if source.kind == "remote":
             components["source"] = {f.name: f.sha256 or f"size {f.size}"
                                     for f in self.plugin().REMOTE}
@@ -139,21 +143,17 @@ class DownloadImageDataset(DatasetTask):
         return self.manifest()["record"]
 
     def data_files(self) -> dict[str, Path]:
-        """The dataset's files by role, checked against this task's manifest (run it first)."""
+        """The dataset's files by role (run it first). Copies in this task's folder were checked
+        with the folder (PipelineTask.verify_upstream); files read in place are checked here."""
         manifest = self.manifest()
-        record, cache = manifest["record"], self.hash_cache()
+        record = manifest["record"]
         files = {role: self.folder() / name for role, name in record["files"].items()}
         if record["in_place"]:
             expected = manifest["components"]["source"]
             for role, path in files.items():
-                if not path.exists() or content_sha256(path, cache) != expected.get(role):
+                if not path.exists() or content_sha256(path, self.hash_cache_file()) != expected.get(role):
                     raise TfpipeError(f"{path} changed since {self.task_id} read it; rerun so the "
                                       "dataset is read again")
-        else:
-            for role, path in files.items():
-                if not path.is_file() or cached_sha256(path, cache) != record["sha256"][role]:
-                    raise TfpipeError(f"{path} does not match its manifest; delete {self.folder()} "
-                                      "and rerun")
         return files
 
     # ----- running ------------------------------------------------------------
@@ -163,8 +163,12 @@ class DownloadImageDataset(DatasetTask):
         plugin, options, source = self.plugin(), self.options(), self.source()
         if source.kind == "remote":
             origin = {}
+            names = [remote.name for remote in plugin.REMOTE]
             for remote in plugin.REMOTE:
-                origin[remote.name] = fetch(remote, folder / remote.name)
+                origin[remote.name] = fetch(
+                    remote, folder / remote.name,
+                    mirror_path=mirror_path(self.mirror, self.dataset, remote.name),
+                    beside=tuple(name for name in names if name != remote.name))
             files = plugin.locate(folder, options)
             if not files:
                 raise TfpipeError(f"dataset {self.dataset!r}: the downloaded files "
@@ -186,7 +190,7 @@ class DownloadImageDataset(DatasetTask):
             if source.kind == "local":
                 files = {role: self._copy(path, folder) for role, path in files.items()}
             record["files"] = {role: path.name for role, path in files.items()}
-            record["sha256"] = {role: cached_sha256(path, self.hash_cache())
+            record["sha256"] = {role: cached_sha256(path, self.hash_cache_file())
                                 for role, path in files.items()}
         logger.info("%s: %d training and %d test images of shape %s, %d classes (%s)",
                     self.run_name(), facts["counts"]["train"], facts["counts"]["test"],
@@ -221,7 +225,7 @@ class DownloadImageDataset(DatasetTask):
                 raise ChecksumMismatch(f"{path}: size {size} bytes, expected {remote.size} for "
                                        f"dataset {self.dataset}; the copy is incomplete or another "
                                        f"file: replace it with {remote.urls[0]}")
-            if remote.sha256 and cached_sha256(path, self.hash_cache()) != remote.sha256:
+            if remote.sha256 and cached_sha256(path, self.hash_cache_file()) != remote.sha256:
                 raise ChecksumMismatch(f"{path}: sha256 differs from the pinned {remote.sha256} of "
                                        f"dataset {self.dataset}; the copy is damaged or another "
                                        f"file: replace it with {remote.urls[0]}")
@@ -232,7 +236,7 @@ class DownloadImageDataset(DatasetTask):
         target = folder / path.name
         tmp = folder / f".{path.name}.part"
         try:
-            with open(path, "rb") as src, open(tmp, "wb") as dst:
+            with writing(target), open(path, "rb") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
                 dst.flush()
                 os.fsync(dst.fileno())

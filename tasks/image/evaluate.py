@@ -30,10 +30,6 @@ class EvaluateImageModel(EvaluationTask):
     def title(self) -> str:
         return f"{self.model} on {self.dataset_label()}"
 
-    def produce(self, folder: Path) -> dict[str, Any]:
-        self.requires().requires().meta()  # the test shards match their manifest
-        return super().produce(folder)
-
 
 # ----- the stage's own process: python -m tasks.image.evaluate REQUEST.json -----
 

@@ -13,7 +13,6 @@ from luigi.util import requires
 from plugins.datasets.api import DataError
 from plugins.errors import TfpipeError
 from tasks.base import PipelineTask
-from tasks.content import cached_sha256_many
 from tasks.image.download import DownloadImageDataset, dataset_label
 from tasks.image.shards import split_counts
 from tasks.protocol import run_stage
@@ -42,13 +41,15 @@ class PreprocessImages(PipelineTask):
     def known_counts(self) -> dict[str, int] | None:
         """Samples per split: from the completed download, else what the plugin says cheaply."""
         download = self.requires()
-        if download.complete():
-            return dict(download.record()["counts"])
-        counts = getattr(download.plugin(), "counts", None)
         try:
+            if download.complete():
+                return dict(download.record()["counts"])
+            counts = getattr(download.plugin(), "counts", None)
             return counts(download.options()) if counts is not None else None
-        except DataError:
-            return None  # unreadable data is the download's to report, with its retries
+        except TfpipeError:
+            # Missing or unreadable data is the download's to report (once, by its own name),
+            # not a problem of the settings checked here.
+            return None
 
     def check_settings(self, batch_size: int) -> None:
         """Refuse, before anything runs, a validation_fraction that leaves no validation sample or
@@ -67,23 +68,9 @@ class PreprocessImages(PipelineTask):
 
     # ----- reading the result -------------------------------------------------
     def meta(self) -> dict[str, Any]:
-        """meta.json of the completed shards, checked against the manifest (sizes and sha256)."""
-        folder, record = self.folder(), self.manifest()["record"]
-        meta = json.loads((folder / "meta.json").read_text("utf-8"))
-        if meta["shards"] != record["shards"]:
-            raise TfpipeError(f"{folder / 'meta.json'} does not match its manifest; delete "
-                              f"{folder} and rerun")
-        listed = [shard for files in meta["shards"].values() for shard in files]
-        paths = [folder / shard["file"] for shard in listed]
-        missing = [str(path) for path in paths if not path.is_file()]
-        if missing:
-            raise TfpipeError(f"{missing[0]} is missing; delete {folder} and rerun")
-        cache = Path(self.workspace) / ".cache" / "file-hashes.json"
-        for shard, path, value in zip(listed, paths, cached_sha256_many(paths, cache)):
-            if value != shard["sha256"]:
-                raise TfpipeError(f"{path} does not match its manifest (sha256); delete {folder} "
-                                  "and rerun")
-        return meta
+        """meta.json of the completed shards (run it first; a task reading them has checked the
+        folder against its manifest in verify_upstream)."""
+        return json.loads((self.folder() / "meta.json").read_text("utf-8"))
 
     # ----- running ------------------------------------------------------------
     def produce(self, folder: Path) -> dict[str, Any]:
@@ -104,7 +91,34 @@ class PreprocessImages(PipelineTask):
             "split_seed": self.split_seed,
             "out_dir": str(folder),
         }
-        return run_stage(self, request, folder)
+        record = run_stage(self, request, folder)
+        test_only = facts.get("test_only_labels") or {}
+        warnings = ([unlearnable_labels_warning(test_only, facts["class_names"], self.run_name())]
+                    if test_only else [])
+        for warning in warnings:
+            logger.warning("%s", warning)
+        # The report shows these (pipelines.summary reads this record).
+        return {**record, "test_only_labels": test_only, "warnings": warnings}
+
+
+def unlearnable_labels_warning(test_only: dict[str, int], class_names: list[str], label: str) -> str:
+    """One line on the labels only the test set has: which, how many samples, what it means."""
+    def named(value: str) -> str:
+        name = class_names[int(value)] if int(value) < len(class_names) else value
+        return value if name == value else f"{value} {name!r}"
+
+    samples, shown = sum(test_only.values()), 20
+    ordered = sorted(test_only.items(), key=lambda item: int(item[0]))
+    listed = ", ".join(f"{named(value)} ({count} test sample{'s' * (count != 1)})"
+                       for value, count in ordered[:shown])
+    if len(ordered) > shown:
+        listed += f" and {len(ordered) - shown} more"
+    one = len(test_only) == 1
+    errors = ("this test sample counts as an error" if samples == 1
+              else f"these {samples} test samples count as errors")
+    return (f"{label}: {'label' if one else 'labels'} {listed} {'is' if one else 'are'} only in the "
+            f"test set, never in training. The model cannot learn {'it' if one else 'them'}, so "
+            f"{errors}; check the labels, or move some of those samples into the training set")
 
 
 def check_split(count: int, fraction: float, batch_size: int, label: str) -> None:
@@ -129,10 +143,17 @@ READ_BYTES = 16 << 20  # bytes of images decoded per batch
 
 
 def work(request: dict[str, Any]) -> dict[str, Any]:
+    from tasks.image import shards
     from tasks.image.download import naming_the_dataset
 
-    with naming_the_dataset(request["dataset"]):
-        return write_shards(request)
+    try:
+        with naming_the_dataset(request["dataset"]):
+            return write_shards(request)
+    except BaseException:
+        # Nothing of a failed run stays behind (on a full disk, it holds the space a rerun needs).
+        shards.discard(Path(request["out_dir"]))
+        (Path(request["out_dir"]) / "meta.json").unlink(missing_ok=True)
+        raise
 
 
 def write_shards(request: dict[str, Any]) -> dict[str, Any]:

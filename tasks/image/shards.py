@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plugins.errors import TfpipeError
+from tasks.atomic import writing
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,13 +95,21 @@ def decode(data: bytes | np.ndarray, shape: Iterable[int]) -> tuple[np.ndarray, 
     return records[:, LABEL_BYTES:].reshape((-1, *shape)), labels
 
 
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
 def _write_file(path: Path, data: bytes) -> dict[str, Any]:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = _temporary(path)
+    try:
+        with writing(path), open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return {"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
@@ -148,7 +157,8 @@ class RandomWriter:
         self.parts = [self.folder / f".{shard_name(split, index)}.part"
                       for index in range(self.count)]
         for part in self.parts:
-            part.write_bytes(b"")
+            with writing(part):
+                part.write_bytes(b"")
 
     def add(self, records: np.ndarray) -> None:
         import numpy as np
@@ -163,7 +173,7 @@ class RandomWriter:
         for index in np.flatnonzero(np.diff(bounds)):
             rows = order[bounds[index]:bounds[index + 1]]
             # One open per batch and shard: no limit on open files, however many shards.
-            with open(self.parts[index], "ab") as handle:
+            with writing(self.parts[index]), open(self.parts[index], "ab") as handle:
                 handle.write(records[rows].tobytes())
 
     def close(self) -> list[dict[str, Any]]:
@@ -181,6 +191,15 @@ class RandomWriter:
             shards.append({**_write_file(path, records[order].tobytes()), "records": len(records)})
             part.unlink()
         return shards
+
+
+def discard(folder: Path) -> None:
+    """Remove every shard file, finished or partial, from `folder`: after a failed write they
+    are only in the way (and, on a full disk, hold the space the rerun needs)."""
+    for split in ("train", "val", "test"):
+        for pattern in (f"{split}-*.bin", f".{split}-*.bin.part", f".{split}-*.bin.tmp"):
+            for path in Path(folder).glob(pattern):
+                path.unlink(missing_ok=True)
 
 
 def meta(shape: Iterable[int], num_classes: int, class_names: list[str],

@@ -45,7 +45,7 @@ class TrainImageModel(TrainingTask):
 
     def produce(self, folder: Path) -> dict[str, Any]:
         data = self.requires()
-        meta = data.meta()  # checked against the preprocess manifest before use
+        meta = data.meta()
         train_count = meta["counts"]["train"]
         if self.batch_size > train_count:
             raise_batch_too_large(self.batch_size, train_count, data)
@@ -182,17 +182,23 @@ def export(model, out: Path, example) -> list[str]:
     import tensorflow as tf
 
     exported = []
-    saved = out / "saved_model"
-    if hasattr(model, "export"):
-        model.export(str(saved), verbose=False)
-    else:  # a bare tf.Module: export its call as the serving endpoint
-        spec = tf.TensorSpec([None, *example.shape[1:]], tf.float32)
-        model.serve = tf.function(lambda x: model(x), input_signature=[spec])
-        tf.saved_model.save(model, str(saved))
+
+    def save_saved_model(saved: Path) -> None:
+        if hasattr(model, "export"):
+            model.export(str(saved), verbose=False)
+        else:  # a bare tf.Module: export its call as the serving endpoint
+            spec = tf.TensorSpec([None, *example.shape[1:]], tf.float32)
+            model.serve = tf.function(lambda x: model(x), input_signature=[spec])
+            tf.saved_model.save(model, str(saved))
+
+    # Saved under temporary names and renamed: a killed or disk-full save leaves no partial model.
+    atomic.save_folder(out / "saved_model", save_saved_model)
     exported.append("saved_model")
     try:
-        model.save(str(out / "model.keras"))
+        atomic.save_file(out / "model.keras", lambda path: model.save(str(path)))
         exported.append("model.keras")
+    except OSError:
+        raise  # disk full or unwritable: a failed run, not a model that cannot be saved as .keras
     except Exception as exc:  # noqa: BLE001 - subclassed models without get_config can't be saved
         emit("log", message=f"model.keras not written ({type(exc).__name__}: {exc}); "
                             "saved_model is")

@@ -73,12 +73,13 @@ def scan(dataset: ImageDataset, name: str, rows: int = SCAN_ROWS,
     check_splits(dataset, name)
     counts: dict[str, int] = {}
     present: dict[str, np.ndarray] = {}
+    per_label: dict[str, np.ndarray] = {}
     for split in SPLITS:
-        seen = np.zeros(MAX_CLASSES, dtype=bool)
+        seen = np.zeros(MAX_CLASSES, dtype=np.int64)  # samples per label
         count = 0
         for _images, labels in checked_batches(dataset, split, name, rows):
             count += len(labels)
-            seen[labels] = True
+            seen += np.bincount(labels, minlength=MAX_CLASSES)
             if progress:
                 progress(split, count)
         declared = dataset.splits[split].count
@@ -90,6 +91,7 @@ def scan(dataset: ImageDataset, name: str, rows: int = SCAN_ROWS,
                             "empty")
         counts[split] = count
         present[split] = np.flatnonzero(seen)
+        per_label[split] = seen
     highest = int(max(present["train"].max(), present["test"].max()))
     num_classes = dataset.num_classes or highest + 1
     if num_classes < 2:
@@ -105,9 +107,12 @@ def scan(dataset: ImageDataset, name: str, rows: int = SCAN_ROWS,
         raise DataError(f"dataset {name!r} names {len(names)} classes but has {num_classes}; fix "
                         "the plugin's class names")
     notes = list(dataset.notes)
-    unused = sorted(set(range(num_classes)) - set(present["train"].tolist()))
+    # Labels only the test set has: the model never learns them (the preprocessing stage warns,
+    # in the log and in the run's report).
+    test_only = [int(label) for label in present["test"] if not per_label["train"][label]]
+    unused = sorted(set(range(num_classes)) - set(present["train"].tolist()) - set(test_only))
     if unused:
-        notes.append(f"{len(unused)} class(es) have no training sample: "
+        notes.append(f"{len(unused)} class(es) have no sample in either split: "
                      f"{', '.join(map(str, unused[:20]))}")
     for note in notes:
         logger.warning("dataset %s: %s", name, note)
@@ -118,4 +123,5 @@ def scan(dataset: ImageDataset, name: str, rows: int = SCAN_ROWS,
         "class_names": ([str(n) for n in names] if names is not None
                         else [str(i) for i in range(num_classes)]),
         "notes": notes,
+        "test_only_labels": {str(label): int(per_label["test"][label]) for label in test_only},
     }

@@ -23,7 +23,7 @@ from plugins.datasets.text import stem
 from tasks import atomic
 from tasks.content import cached_sha256
 from tasks.dataset_task import DatasetTask
-from tasks.download import fetch
+from tasks.download import fetch, mirror_path
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,6 @@ def corpus_label(corpus: str, corpus_options: Mapping[str, Any] | None = None) -
 def remote_files(plugin: ModuleType, options: Mapping[str, Any]) -> tuple[RemoteFile, ...]:
     hook = getattr(plugin, "remote", None)
     return tuple(hook(options)) if hook is not None else tuple(getattr(plugin, "REMOTE", ()))
-
-
-def mirror_path(mirror: str | None, name: str, file: str = "") -> str:
-    """Where a mirror copy of `name` goes: the real folder, or ``$TFPIPE_DATA_MIRROR/...``."""
-    root = mirror if mirror else "$TFPIPE_DATA_MIRROR"
-    return "/".join(part for part in (root.rstrip("/"), name, file) if part)
 
 
 @dataclass(frozen=True)
@@ -124,7 +118,7 @@ class DownloadCorpus(DatasetTask):
 
     # ----- identity ------------------------------------------------------
     def hashes(self, files: Mapping[str, Path]) -> dict[str, str]:
-        return {role: cached_sha256(path, self.hash_cache()) for role, path in files.items()}
+        return {role: cached_sha256(path, self.hash_cache_file()) for role, path in files.items()}
 
     def fingerprint_components(self) -> dict[str, Any]:
         components = super().fingerprint_components()
@@ -148,6 +142,20 @@ class DownloadCorpus(DatasetTask):
                 f"in {mirror_path(self.mirror, self.corpus)}/ (the mirror folder is "
                 "$TFPIPE_DATA_MIRROR, or data.mirror in your config)")
         return components
+
+    def known_bytes(self) -> int | None:
+        """Size of the corpus files: as recorded once downloaded, else of the local copy; None
+        when there is none yet (a URL or a dataset still to download)."""
+        if self.complete():
+            return int(self.manifest()["record"]["bytes"])
+        found = find_local(self.corpus, self.plugin(), self.options(), self.mirror)
+        return sum(path.stat().st_size for path in found.files.values()) if found else None
+
+    def local_text(self) -> str | None:
+        """The text of the local copy, decoded and checked by the plugin; None without one."""
+        options, plugin = self.options(), self.plugin()
+        found = find_local(self.corpus, plugin, options, self.mirror)
+        return plugin.open_dataset(found.files, options).text if found else None
 
     # ----- work ----------------------------------------------------------
     def produce(self, folder: Path) -> dict[str, Any]:
@@ -190,9 +198,12 @@ class DownloadCorpus(DatasetTask):
     def download(self, folder: Path, plugin: ModuleType,
                  options: Mapping[str, Any]) -> tuple[dict[str, Path], dict[str, str]]:
         source = {}
-        for remote in remote_files(plugin, options):
+        remotes = remote_files(plugin, options)
+        for remote in remotes:
             where = mirror_path(self.mirror, self.corpus, remote.name)
-            source[remote.name] = fetch(remote, folder / remote.name, mirror_path=where)
+            others = tuple(other.name for other in remotes if other.name != remote.name)
+            source[remote.name] = fetch(remote, folder / remote.name, mirror_path=where,
+                                        beside=others)
         files = plugin.locate(folder, options)
         if not files:
             raise DataError(f"dataset {self.corpus!r}: its locate() finds none of the files just "
@@ -201,22 +212,22 @@ class DownloadCorpus(DatasetTask):
 
     # ----- for the stages downstream --------------------------------------
     def files(self) -> dict[str, Path]:
-        """The corpus files this task recorded, each checked to be unchanged (hash cached by
-        size and mtime)."""
+        """The corpus files this task recorded (run it first). Copies in this task's folder were
+        checked with the folder (PipelineTask.verify_upstream); a user's file read in place is
+        checked here (hash cached by stat)."""
         folder = self.folder()
         recorded = self.manifest()["record"]["files"]
         files = {}
         for role, entry in recorded.items():
             path = Path(entry["path"]) if entry["in_place"] else folder / entry["path"]
-            try:
-                actual = cached_sha256(path, self.hash_cache())
-            except OSError as exc:
-                raise DataError(f"{path}: cannot read the corpus ({exc.strerror}); rerun so "
-                                f"{self.get_task_family()} finds it again") from exc
-            if actual != entry["sha256"]:
-                what = ("rerun to use the new content" if entry["in_place"]
-                        else f"delete {folder} and rerun")
-                raise DataError(f"{path} changed since {folder} recorded it (sha256 {actual}, "
-                                f"recorded {entry['sha256']}); {what}")
+            if entry["in_place"]:
+                try:
+                    actual = cached_sha256(path, self.hash_cache_file())
+                except OSError as exc:
+                    raise DataError(f"{path}: cannot read the corpus ({exc.strerror}); rerun so "
+                                    f"{self.get_task_family()} finds it again") from exc
+                if actual != entry["sha256"]:
+                    raise DataError(f"{path} changed since {folder} recorded it (sha256 {actual}, "
+                                    f"recorded {entry['sha256']}); rerun to use the new content")
             files[role] = path
         return files

@@ -49,26 +49,35 @@ def split_holdout(ids: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndar
     """(training ids, held-out ids): the last `fraction` of the text is held out."""
     if not 0 < fraction < 1:
         raise TfpipeError(f"holdout={fraction} must be between 0 and 1 (e.g. 0.05: the last 5%)")
-    held = max(2, round(len(ids) * fraction))
+    held = holdout_size(len(ids), fraction)
     if len(ids) - held < 2:
         raise TfpipeError(f"the corpus has only {len(ids)} characters: too short to hold out "
                           f"{fraction:.0%} for evaluation; give a longer text")
     return ids[:-held], ids[-held:]
 
 
-def check_window(train_chars: int, window: int, batch_size: int) -> int:
-    """Number of training windows (one per start position); an error if there are too few."""
+def holdout_size(chars: int, fraction: float) -> int:
+    """Characters held out at the end of a text of `chars` characters."""
+    return max(2, round(chars * fraction))
+
+
+def check_window(train_chars: int, window: int, batch_size: int, at_most: bool = False) -> int:
+    """Number of training windows (one per start position); an error if there are too few.
+    at_most: `train_chars` is an upper bound (known before the text is decoded)."""
     if window < 1:
         raise TfpipeError(f"window={window} must be at least 1 character")
     starts = train_chars - window
+    up_to = "at most " if at_most else ""
     if starts < 1:
         raise TfpipeError(
-            f"the training text has {train_chars} characters, shorter than one window of "
+            f"the training text has {up_to}{train_chars} characters, shorter than one window of "
             f"window={window} (+1 for the next-character target); use a longer corpus or a "
             f"smaller window (text.window or --window)")
     if batch_size > starts:
-        raise TfpipeError(f"batch_size={batch_size} is larger than the {starts} windows in the "
-                          f"training text; lower batch_size or use a longer corpus")
+        windows = f"number of windows in the training text (at most {starts})" if at_most else (
+            f"{starts} windows in the training text")
+        raise TfpipeError(f"batch_size={batch_size} is larger than the {windows}; lower batch_size or use a "
+                          "longer corpus")
     return starts
 
 

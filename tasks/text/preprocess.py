@@ -1,6 +1,7 @@
 """Preprocessing stage of the text path: the corpus as compact character ids."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,11 @@ import luigi
 from luigi.parameter import _no_value
 from luigi.util import requires
 
+from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.base import PipelineTask
 from tasks.text.download import DownloadCorpus, corpus_label
+from tasks.text.prep import holdout_size, normalise, split_holdout
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,25 @@ class PreprocessText(PipelineTask):
 
     def run_name(self) -> str:
         return corpus_label(self.corpus, self.corpus_options)
+
+    def known_train_chars(self) -> tuple[int, bool] | None:
+        """(characters of the training text, exact?) known without decoding the corpus: exact once
+        preprocessed, else at most the corpus's size in bytes less the held-out part; None when
+        unknown (a URL not downloaded yet)."""
+        if self.complete():
+            meta = json.loads((self.folder() / "meta.json").read_text("utf-8"))
+            return int(meta["counts"]["train"]), True
+        size = self.requires().known_bytes()
+        return (size - holdout_size(size, self.holdout), False) if size is not None else None
+
+    def decoded_train_chars(self) -> int:
+        """Characters of the training text, from the local corpus decoded here (a data error such
+        as an empty or binary file is raised first); for when an estimate is not enough."""
+        text = self.requires().local_text()
+        if text is None:
+            raise TfpipeError(f"{self.task_id}: no local copy of the corpus to read")
+        train, _ = split_holdout(normalise(text, self.lowercase), self.holdout)
+        return len(train)
 
     def produce(self, folder: Path) -> dict[str, Any]:
         import numpy as np  # stays out of a no-op rerun

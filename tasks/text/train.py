@@ -8,6 +8,7 @@ from typing import Any
 import luigi
 from luigi.util import requires
 
+from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.model_task import TrainingTask
 from tasks.text.download import corpus_label
@@ -36,6 +37,25 @@ class TrainTextModel(TrainingTask):
 
     def run_name(self) -> str:
         return f"{corpus_label(self.corpus, self.corpus_options)}-{self.model}"
+
+    def check_settings(self) -> None:
+        """Refuse, before anything runs, a window or batch_size the training text cannot fill,
+        when its length is known cheaply (PreprocessText.known_train_chars)."""
+        preprocess = self.requires()
+        known = preprocess.known_train_chars()
+        if known is None:
+            return
+        chars, exact = known
+        try:
+            check_window(chars, self.window, self.batch_size, at_most=not exact)
+        except TfpipeError:
+            if exact:
+                raise
+            # Too short even by its size in bytes: decode it, so that a data error (an empty or
+            # binary file) is what the user hears first, and the count is exact. Rare: no cost
+            # to a run that fits.
+            check_window(preprocess.decoded_train_chars(), self.window, self.batch_size)
+            raise
 
     def produce(self, folder: Path) -> dict[str, Any]:
         data = self.requires().folder()
@@ -116,7 +136,8 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     validate = HeldoutScorer(model, np.load(data_dir / "heldout_ids.npy"))
     result = loop.run(train_step, batches, total_steps, validate, units_per_step=batch_size * window,
                       unit="chars")
-    model.save(str(out / "model.keras"))
+    # Saved under a temporary name and renamed: a killed or disk-full save leaves no partial model.
+    atomic.save_file(out / "model.keras", lambda path: model.save(str(path)))
     atomic.write_json(out / "vocab.json", vocab)
     result["exported"] = ["model.keras"]
     result["hparams"] = hparams
