@@ -23,9 +23,25 @@ def test_chunks_end_at_every_log_and_checkpoint_step_and_match_after_a_resume():
     assert chunk_sizes(5, 5, (100,)) == []
 
 
-def tiny_training(out: Path, steps: int, checkpoint_every: int, validations: list | None = None):
+class Killed(Exception):
+    """Stands for a worker killed mid-run: the loop stops wherever its batches stop."""
+
+
+def killed_after(chunks, steps: int):
+    """The chunks, until `steps` steps have been fed; then the run dies."""
+    fed = 0
+    for chunk in chunks:
+        if fed >= steps:
+            raise Killed
+        yield chunk
+        fed += len(chunk)
+
+
+def tiny_training(out: Path, steps: int, checkpoint_every: int, validations: list | None = None,
+                  killed_at: int | None = None):
     """A small dense model with dropout and a cosine schedule, trained by TrainingLoop in chunks of
-    whatever training_loop.STEPS_PER_CALL says; returns (weights, history, result)."""
+    whatever training_loop.STEPS_PER_CALL says (resuming from `out`'s newest checkpoint); returns
+    (weights, history, result)."""
     import keras
     import tensorflow as tf
 
@@ -58,6 +74,8 @@ def tiny_training(out: Path, steps: int, checkpoint_every: int, validations: lis
         validations.append(final) if validations is not None else None
         return {"loss": 1.0 if final else 2.0, "samples": 10 if final else 4}
 
+    if killed_at is not None:
+        chunks = killed_after(chunks, killed_at)
     result = loop.run(train_steps, chunks, steps, validate, units_per_step=16)
     history = json.loads((out / "history.json").read_text())
     return [v.numpy() for v in model.variables], history, result
@@ -92,3 +110,25 @@ def test_a_chunk_that_crosses_a_checkpoint_step_is_refused(tmp_path, monkeypatch
     monkeypatch.setattr(training_loop, "chunk_sizes", lambda start, stop, every: [stop - start])
     with pytest.raises(RuntimeError, match="a chunk of 120 steps from step 0 crosses step 50"):
         tiny_training(tmp_path, 120, checkpoint_every=50)
+
+
+@pytest.mark.slow
+def test_a_run_killed_between_checkpoints_resumes_to_exactly_the_uninterrupted_run(tmp_path):
+    reference, reference_history, _ = tiny_training(tmp_path / "reference", 230, checkpoint_every=70)
+    # Calls end at 50, 70, 100, 140, 150, 200: killed after step 200, the run resumes from step 140.
+    with pytest.raises(Killed):
+        tiny_training(tmp_path / "killed", 230, checkpoint_every=70, killed_at=160)
+    resumed, history, result = tiny_training(tmp_path / "killed", 230, checkpoint_every=70)
+    assert result["resumed_from"] == 140 and result["final_step"] == 230
+    for a, b in zip(reference, resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert history == reference_history  # the steps past 140 the killed run took are not recorded twice
+
+    # Killed after its last checkpoint (while exporting): the rerun trains nothing, validates nothing
+    # and records nothing again.
+    validations = []
+    again, history, result = tiny_training(tmp_path / "killed", 230, checkpoint_every=70, validations=validations)
+    assert result["resumed_from"] == result["final_step"] == 230 and validations == []
+    assert history == reference_history and result["val_loss"] == 1.0
+    for a, b in zip(reference, again, strict=True):
+        np.testing.assert_array_equal(a, b)

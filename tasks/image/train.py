@@ -140,13 +140,15 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
 
     everything = stream.eval_dataset(meta, data_dir, "val", EVAL_BATCH)
     val_count = meta["counts"]["val"]
-    subset = stream.records_subset(meta, data_dir, "val", VALIDATION_SUBSET, seed=0)
+    # The pipeline never sets "validation_subset"; tests and bench/validation_share.py do.
+    subset_size = request.get("validation_subset", VALIDATION_SUBSET)
+    subset = stream.records_subset(meta, data_dir, "val", subset_size, seed=0)
     if subset is not None:
         subset = [tf.constant(subset[i:i + EVAL_BATCH]) for i in range(0, len(subset), EVAL_BATCH)]
 
     def validate(final: bool) -> dict[str, float]:
         """Loss and accuracy on the whole validation set at the last step, on the subset before."""
-        source, count = (everything, val_count) if final or subset is None else (subset, VALIDATION_SUBSET)
+        source, count = (everything, val_count) if final or subset is None else (subset, subset_size)
         loss_sum = correct = 0.0
         for records in source:
             batch_loss, batch_correct = eval_step(records)
