@@ -20,12 +20,13 @@ import argparse
 import gzip
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from machine import machine  # bench/machine.py: the script's own folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = Path("/usr/share/datasets/fashion-mnist")
@@ -81,25 +82,6 @@ def measure(args: list[str], workspace: Path) -> tuple[float, int, str]:
         sys.exit(f"{' '.join(args)} failed (exit {done.returncode}):\n{output[-4000:]}")
     peak = int(done.stdout.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
     return seconds, peak, output
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        from importlib.metadata import version
-
-        tf = version("tensorflow-cpu")
-    except Exception:  # noqa: BLE001 - any failure: report it as unknown
-        tf = "?"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, {cores} cores usable, Python {platform.python_version()}, TensorFlow {tf}"
 
 
 def main() -> None:

@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
-import importlib.metadata
 import json
 import os
-import platform
 import random
 import re
 import signal
@@ -39,28 +37,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine  # bench/machine.py: the script's own folder is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 STEPS, CHECKPOINT_EVERY = 20, 5  # several checkpoints per run: kills land during their saves too
 IMAGE_VARIANTS = ["0.125", "0.1", "0.15"]  # --validation-fraction
 TEXT_VARIANTS = ["0.1", "0.15", "0.2"]  # --holdout
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        tf = importlib.metadata.version("tensorflow-cpu")
-    except importlib.metadata.PackageNotFoundError:
-        tf = importlib.metadata.version("tensorflow")
-    return f"{cpu}, {os.cpu_count()} cores, TensorFlow {tf}, Python {platform.python_version()}"
 
 
 def make_config(folder: Path) -> Path:

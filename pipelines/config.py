@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipelines import settings
 from pipelines.settings import ConfigError
 
@@ -84,122 +82,62 @@ def defaults() -> Config:
 
 # ----- files --------------------------------------------------------------------------------
 
-def _load_nodes(path: Path) -> yaml.Node | None:
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc}; fix the syntax") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-
-
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
-def _check_duplicates(node: yaml.Node, path: Path, label: str = "") -> None:
-    """A key given twice in one mapping is an error: YAML loaders silently keep the last one."""
-    if isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_duplicates(item, path, label)
-    if not isinstance(node, yaml.MappingNode):
-        return
-    first: dict[Any, int] = {}
-    for key_node, value_node in node.value:
-        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-        name = f"{label}.{key}" if label else str(key)
-        if key is not None and key in first:
-            what = f"section {key!r}" if not label else f"key {name}"
-            raise ConfigError(f"{path}:{_line(key_node)}: duplicate {what} (first at {path}:"
-                              f"{first[key]}); keep one of them")
-        if key is not None:
-            first[key] = _line(key_node)
-        _check_duplicates(value_node, path, name)
-
-
 def load_file(path: Path | str) -> Config:
     """Parse and validate one YAML file (sections, keys, types, ranges), keeping line numbers."""
-    path = Path(path)
-    root = _load_nodes(path)
-    if root is None:
-        return Config({})
-    if not isinstance(root, yaml.MappingNode):
-        raise ConfigError(f"{path}:{_line(root)}: the config must be a mapping of sections "
-                          f"({', '.join(settings.SECTIONS)})")
-    _check_duplicates(root, path)
-    constructor = yaml.SafeLoader("")
-    config = Config({})
-    for key_node, section_node in root.value:
-        section, where = key_node.value, f"{path}:{_line(key_node)}"
-        if section not in settings.SECTIONS:
-            raise ConfigError(f"{where}: unknown section {section!r}; known sections: "
-                              f"{', '.join(settings.SECTIONS)}")
-        if section_node.tag == "tag:yaml.org,2002:null":
-            continue
-        if not isinstance(section_node, yaml.MappingNode):
-            raise ConfigError(f"{where}: section {section!r} must be a mapping of keys")
-        target = config.values.setdefault(section, {})
-        for item_key, item_node in section_node.value:
-            key, where = item_key.value, f"{path}:{_line(item_key)}"
-            value = _construct(constructor, item_node, path)
-            if section in settings.FREE_FORM:
-                target[key] = _free_form_entry(section, key, value, item_node, path, config)
-            else:
-                declared = settings.SETTINGS.get(f"{section}.{key}")
-                if declared is None:
-                    known = ", ".join(s.key for s in settings.of_section(section))
-                    raise ConfigError(f"{where}: unknown key {section}.{key}; known keys in "
-                                      f"{section}: {known}")
-                target[key] = declared.check(value, where)
-            config.origins[f"{section}.{key}"] = Origin(where)
-    return config
+    from pipelines import config_file  # imports PyYAML
+
+    return config_file.load_file(path)
 
 
-def _construct(constructor: yaml.SafeLoader, node: yaml.Node, path: Path) -> Any:
-    """The value of `node`; a tag the safe loader does not know (``!!python/object``, ``!foo``)
-    or a value its tag cannot hold (``!!int abc``) is an error naming the file and line."""
+_CACHE_ENTRIES = 64
+
+
+def _validation_stamp() -> str:
+    """Size and mtime of the modules that validate a config file."""
+    stamps = []
+    for module in ("settings.py", "config_file.py"):
+        stat = (Path(__file__).parent / module).stat()
+        stamps.append(f"{stat.st_size}:{stat.st_mtime_ns}")
+    return ",".join(stamps)
+
+
+def _cached_load(path: Path, key: str) -> Config:
+    """load_file, remembered in the workspace's .cache/configs.json by the file's path, size,
+    mtime, inode and ctime: a rerun with an unchanged file neither imports PyYAML nor parses."""
+    import json
+
+    cache_file = Path(workspace_root()) / ".cache" / "configs.json"
+    key = f"{key}|{_validation_stamp()}"  # a tfpipe with other checks validates the file again
     try:
-        return constructor.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError, TypeError) as exc:
-        mark = getattr(exc, "problem_mark", None) or node.start_mark
-        tag = _bad_tag(node)
-        problem = (f"unsupported YAML tag {tag}; a tfpipe config holds plain numbers, strings, "
-                   "lists and mappings: remove the tag" if tag else
-                   f"invalid value: {getattr(exc, 'problem', None) or exc}")
-        raise ConfigError(f"{path}:{mark.line + 1}: {problem}") from None
+        cache = json.loads(cache_file.read_text("utf-8"))
+    except (OSError, ValueError):
+        cache = None
+    cache = cache if isinstance(cache, dict) else {}
+    if key in cache:
+        try:
+            entry = cache[key]
+            return Config(entry["values"], {name: Origin(where, default) for name, (where, default)
+                                            in entry["origins"].items()})
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged entry: parse again
+    config = load_file(path)
+    entry = {"values": config.values,
+             "origins": {name: [origin.where, origin.default] for name, origin in config.origins.items()}}
+    try:
+        if json.loads(json.dumps(entry)) != entry:
+            return config  # a value JSON cannot hold as it is (a date, an integer key): not cached
+    except (TypeError, ValueError):
+        return config
+    for stale in list(cache)[: max(0, len(cache) - _CACHE_ENTRIES + 1)]:
+        del cache[stale]
+    cache[key] = entry
+    try:
+        from tasks import atomic
 
-
-_STANDARD_TAG = "tag:yaml.org,2002:"
-
-
-def _bad_tag(node: yaml.Node) -> str | None:
-    """The first tag in `node` the safe loader cannot construct, as written ("!!python/tuple")."""
-    if node.tag not in yaml.SafeLoader.yaml_constructors:
-        return "!!" + node.tag.removeprefix(_STANDARD_TAG) if node.tag.startswith(_STANDARD_TAG) else node.tag
-    children = node.value if isinstance(node, yaml.SequenceNode) else (
-        [item for pair in node.value for item in pair] if isinstance(node, yaml.MappingNode) else [])
-    return next((tag for tag in map(_bad_tag, children) if tag), None)
-
-
-def _free_form_entry(section: str, name: str, value: Any, node: yaml.Node, path: Path,
-                     config: Config) -> dict[str, Any]:
-    where = f"{path}:{_line(node)}"
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {section}.{name} must be a mapping of options (one "
-                          f"'key: value' per line under it), got {value!r}")
-    for key_node, _ in node.value:  # each option remembers its own line
-        key, where = key_node.value, f"{path}:{_line(key_node)}"
-        settings.check_finite(value[key], f"{section}.{name}.{key}", where)
-        config.origins[f"{section}.{name}.{key}"] = Origin(where)
-    return value
+        atomic.write_text(cache_file, json.dumps(cache))
+    except OSError:
+        pass  # a read-only workspace only costs parsing again next time
+    return config
 
 
 # ----- layers -------------------------------------------------------------------------------
@@ -244,12 +182,22 @@ def apply_entry(config: Config, section: str, name: str, options: Any, flag: str
     return merge(config, layer)
 
 
+_resolved: dict[str, Config] = {}
+
+
 def resolve(user_file: str | None) -> Config:
-    """Defaults with the user's file on top."""
-    config = defaults()
+    """Defaults with the user's file on top. Parsed once per process and file version: the image
+    and text runs of one FullRun read the same file."""
+    key = ""
     if user_file:
-        config = merge(config, load_file(Path(user_file)))
-    return config
+        try:
+            stat = os.stat(user_file)
+            key = f"{os.path.realpath(user_file)}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}"
+        except OSError:
+            return merge(defaults(), load_file(user_file))  # unreadable: load_file says why
+    if key not in _resolved:
+        _resolved[key] = merge(defaults(), _cached_load(Path(user_file), key)) if user_file else defaults()
+    return copy.deepcopy(_resolved[key])
 
 
 def device_policy(config: Config, policy: str | None = None,
@@ -280,6 +228,8 @@ def workspace_root() -> str:
 
 def _inline(value: Any) -> str:
     """A value as one line of YAML (flow style)."""
+    import yaml  # only for `tfpipe defaults`: a run need not import it
+
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
     return text.removesuffix("...").strip()
 

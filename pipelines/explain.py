@@ -20,13 +20,14 @@ import luigi
 from luigi.cmdline_parser import CmdlineParser
 from luigi.task import flatten
 
-from tasks.base import MANIFEST, PipelineTask, read_manifest
+from tasks import manifest_index
+from tasks.base import PipelineTask, read_manifest
 from tasks.checkpoints import checkpoint_steps
 from tasks.fingerprint import locate_module
 from tasks.integrity import FIX, IntegrityError, read_sealed
+from tasks.manifest_index import component_items, flatten_dict, item_order
 
 OriginOf = Callable[[str], "str | None"]
-_KNOWN = ("params", "code", "plugin", "tensorflow", "source", "upstream")
 _ABSENT = object()
 
 
@@ -58,16 +59,6 @@ def explain_command_line(argv: list[str]) -> list[Verdict]:
         return list(explain(parser.get_task_obj()))
 
 
-def flatten_dict(value: Any, prefix: str = "") -> dict[str, Any]:
-    """{"model_params": {"units": 8}} -> {"model_params.units": 8}; other values stay whole."""
-    if isinstance(value, dict) and value:
-        flat: dict[str, Any] = {}
-        for key, item in value.items():
-            flat.update(flatten_dict(item, f"{prefix}.{key}" if prefix else str(key)))
-        return flat
-    return {prefix: value} if prefix else {}
-
-
 def show(value: Any) -> str:
     """A value as a user writes it: 0.001, cosine, [0.5, 1.0], null; (unset) when absent."""
     if value is _ABSENT:
@@ -83,27 +74,13 @@ def format_change(key: str, old: Any, new: Any) -> str:
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     """Every differing component of two fingerprints' components (manifests store them)."""
-    found: list[Change] = []
-    old_params = flatten_dict(old.get("params", {}))
-    new_params = flatten_dict(new.get("params", {}))
-    for key in sorted(set(old_params) | set(new_params)):
-        before, after = old_params.get(key, _ABSENT), new_params.get(key, _ABSENT)
+    old_items, new_items = component_items(old), component_items(new)
+    found = []
+    for item in sorted(old_items.keys() | new_items.keys(), key=item_order):
+        missing = _ABSENT if item[0] == "params" else None  # a parameter shows as (unset)
+        before, after = old_items.get(item, missing), new_items.get(item, missing)
         if before != after:
-            found.append(Change("params", key, before, after))
-    old_code, new_code = old.get("code", {}), new.get("code", {})
-    for module in sorted(set(old_code) | set(new_code)):
-        if old_code.get(module) != new_code.get(module):
-            found.append(Change("code", module, old_code.get(module), new_code.get(module)))
-    for kind in ("plugin", "tensorflow", "source"):
-        if old.get(kind) != new.get(kind):
-            found.append(Change(kind, kind, old.get(kind), new.get(kind)))
-    old_up, new_up = old.get("upstream", {}), new.get("upstream", {})
-    for name in sorted(set(old_up) | set(new_up)):
-        if old_up.get(name) != new_up.get(name):
-            found.append(Change("upstream", name, old_up.get(name), new_up.get(name)))
-    for key in sorted(set(old) | set(new)):
-        if key not in _KNOWN and old.get(key) != new.get(key):
-            found.append(Change(key, key, old.get(key), new.get(key)))
+            found.append(Change(item[0], item[1], before, after))
     return found
 
 
@@ -146,30 +123,25 @@ def diff_components(old: dict[str, Any], new: dict[str, Any],
     return reasons or ["same inputs as an earlier run whose folder was removed"]
 
 
-def completed_runs(task: PipelineTask) -> list[dict[str, Any]]:
-    """Manifests of earlier completed runs of the same task (same stage, name and family)."""
-    stage_dir = task.folder().parent
-    pattern = re.compile(re.escape(task.run_name()) + r"-[0-9a-f]+$")
-    found = []
-    for manifest_path in stage_dir.glob(f"{task.run_name()}-*/{MANIFEST}"):
-        if not pattern.match(manifest_path.parent.name):
-            continue
-        manifest = read_manifest(manifest_path.parent)
-        if manifest and manifest.get("task") == task.get_task_family():
-            found.append(manifest)
-    return found
-
-
 def closest_completed(task: PipelineTask) -> dict[str, Any] | None:
-    """The earlier run whose components differ least from this task's (newest among equals):
-    after an edit and its revert, the run that matches the reverted code, not the newest."""
-    components = task.components()
+    """The earlier completed run of the same task (same stage, name and family) whose components
+    differ least from this task's, the newest among equals: after an edit and its revert, the run
+    that matches the reverted code, not the newest. Scored from the stage's manifest index; only
+    the chosen run's manifest is read."""
+    stage_dir, name = task.folder().parent, task.run_name()
+    pattern = re.compile(re.escape(name) + r"-[0-9a-f]+$")
+    runs = manifest_index.entries(stage_dir, name, task.get_task_family(), pattern.match, read_manifest)
+    wanted = manifest_index.item_digests(task.components())
+    runs.sort(key=lambda run: (manifest_index.differences(run.digests, wanted), _newest_first(run.finished)))
+    for run in runs:
+        manifest = read_manifest(run.folder)
+        if manifest and manifest.get("task") == task.get_task_family():
+            return manifest
+    return None  # every indexed folder has gone since
 
-    def score(manifest: dict[str, Any]) -> tuple[int, str]:
-        return (-len(changes(manifest.get("components", {}), components)),
-                manifest.get("finished", ""))
 
-    return max(completed_runs(task), key=score, default=None)
+def _newest_first(finished: str) -> list[int]:
+    return [-ord(char) for char in finished]  # ISO times: later sorts first
 
 
 def checkpoint_step(folder: Path) -> int | None:

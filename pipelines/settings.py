@@ -14,6 +14,7 @@ Importing this module imports neither numpy nor TensorFlow.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -177,12 +178,17 @@ SECTIONS: dict[str, str] = {}  # section -> help, in declaration order
 
 def _here(depth: int = 2) -> str:
     frame = sys._getframe(depth)
-    path = Path(frame.f_code.co_filename).resolve()
+    return f"{_project_relative(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
+@functools.lru_cache(maxsize=None)  # resolving a path per declaration was half of this module's import
+def _project_relative(filename: str) -> str:
+    path = Path(filename).resolve()
     try:
         path = path.relative_to(_PROJECT)
     except ValueError:
         pass
-    return f"{path.as_posix()}:{frame.f_lineno}"
+    return path.as_posix()
 
 
 def section(name: str, help: str) -> None:

@@ -107,30 +107,43 @@ class PluginInfo:
         return f"{self.kind} plugin {self.name!r} ({self.value}) from distribution {self.distribution} {self.version}"
 
 
-def locate_module(name: str) -> Path | None:
-    """Path of a module's source file, found without executing any package."""
-    return _locate(name, tuple(sys.path))
+def locate_module(name: str, search_path: tuple[str, ...] | None = None) -> Path | None:
+    """Path of a module's source file, found without executing any package. `search_path` is
+    sys.path as a tuple, for callers that ask for many modules at once."""
+    return _locate(name, tuple(sys.path) if search_path is None else search_path)
+
+
+def _locate(name: str, search_path: tuple[str, ...]) -> Path | None:
+    origin = source_file(name, search_path)
+    return Path(origin) if origin is not None else None
 
 
 @functools.lru_cache(maxsize=4096)
-def _locate(name: str, search_path: tuple[str, ...]) -> Path | None:
-    """locate_module, once per module and sys.path (fingerprinting asks for each module often)."""
-    parts = name.split(".")
-    try:
-        # A top-level lookup asks every finder on sys.meta_path (editable installs
-        # add their own) without executing anything.
-        spec = importlib.util.find_spec(parts[0])
-    except (ImportError, ValueError):
-        return None
-    for depth in range(1, len(parts)):
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(
-            ".".join(parts[: depth + 1]), list(spec.submodule_search_locations)
-        )
+def source_file(name: str, search_path: tuple[str, ...]) -> str | None:
+    """locate_module as a string, for callers that ask for many modules, many times."""
+    spec = _find_spec(name, search_path)
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None
-    return Path(spec.origin)
+    return spec.origin
+
+
+@functools.lru_cache(maxsize=4096)
+def _find_spec(name: str, search_path: tuple[str, ...]) -> importlib.machinery.ModuleSpec | None:
+    """A module's spec, found without executing any package; once per module and sys.path, each
+    package's spec shared by its modules (fingerprinting asks for each module, and for names
+    such as ``tasks.base.PipelineTask`` that an import may mean, many times)."""
+    package, _, _ = name.rpartition(".")
+    if not package:
+        try:
+            # A top-level lookup asks every finder on sys.meta_path (editable installs
+            # add their own) without executing anything.
+            return importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            return None
+    parent = _find_spec(package, search_path)
+    if parent is None or not parent.submodule_search_locations:
+        return None
+    return importlib.machinery.PathFinder.find_spec(name, list(parent.submodule_search_locations))
 
 
 @functools.cache
@@ -161,6 +174,57 @@ def _declared_kind(path: Path, mtime_ns: int, size: int) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+_entry_points_cache: tuple[tuple[str, ...], importlib.metadata.EntryPoints] | None = None
+_identities: dict[str, tuple[str, str]] = {}
+
+
+def _installed_entry_points() -> importlib.metadata.EntryPoints:
+    """Every installed entry point, read once for all plugin kinds (per sys.path)."""
+    global _entry_points_cache
+    key = tuple(sys.path)
+    if _entry_points_cache is None or _entry_points_cache[0] != key:
+        _entry_points_cache = (key, importlib.metadata.entry_points())
+    return _entry_points_cache[1]
+
+
+def _identity(dist: importlib.metadata.Distribution | None) -> tuple[str, str]:
+    """(name, version) of a distribution. Its metadata (which holds the whole README) is parsed
+    once per distribution, not once per entry point and field: that was ~0.1 s of a no-op rerun."""
+    if dist is None:
+        return "?", "?"
+    location = getattr(dist, "_path", None)
+    key = str(location) if location is not None else None
+    if key is None or key not in _identities:
+        identity = _name_and_version(dist)
+        if key is None:
+            return identity
+        _identities[key] = identity
+    return _identities[key]
+
+
+def _name_and_version(dist: importlib.metadata.Distribution) -> tuple[str, str]:
+    """Name and Version from the metadata's header lines; the email parser that
+    ``dist.metadata`` runs would read the long description too."""
+    fields: dict[str, str] = {}
+    for line in (dist.read_text("METADATA") or dist.read_text("PKG-INFO") or "").splitlines():
+        if not line.strip():
+            break  # the header ends at the first blank line
+        key, _, value = line.partition(":")
+        if key in ("Name", "Version") and key not in fields:
+            fields[key] = value.strip()
+    if len(fields) < 2:  # an unusual layout: let importlib read it
+        return dist.metadata["Name"], dist.version
+    return fields["Name"], fields["Version"]
+
+
+def distribution_version(name: str) -> str | None:
+    """Installed version of the distribution `name`, or None (metadata header only)."""
+    try:
+        return _identity(importlib.metadata.distribution(name))[1]
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 class PluginKind:
     """Finding, checking and loading the plugins of one entry-point group."""
 
@@ -169,7 +233,7 @@ class PluginKind:
         self._cache: tuple[tuple[str, ...], dict[str, list[PluginInfo]]] | None = None
 
     def _entries(self) -> dict[str, list[PluginInfo]]:
-        # Reading every distribution's metadata costs ~25 ms; it only changes with sys.path.
+        # Installed entry points only change with sys.path.
         key = tuple(sys.path)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, self._scan())
@@ -177,13 +241,10 @@ class PluginKind:
 
     def _scan(self) -> dict[str, list[PluginInfo]]:
         found: dict[str, list[PluginInfo]] = {}
-        for entry in importlib.metadata.entry_points(group=self.group):
-            dist = getattr(entry, "dist", None)
-            info = PluginInfo(
-                kind=self.kind, name=entry.name, value=entry.value,
-                distribution=dist.metadata["Name"] if dist is not None else "?",
-                version=dist.version if dist is not None else "?",
-            )
+        for entry in _installed_entry_points().select(group=self.group):
+            distribution, version = _identity(getattr(entry, "dist", None))
+            info = PluginInfo(kind=self.kind, name=entry.name, value=entry.value,
+                              distribution=distribution, version=version)
             claims = found.setdefault(entry.name, [])
             # The same distribution can be seen twice on sys.path (editable + site): one claim.
             if all(other.distribution != info.distribution for other in claims):

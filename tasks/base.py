@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import importlib.metadata
+import functools
 import json
 import logging
 import os
@@ -30,7 +30,8 @@ from luigi.freezing import recursively_unfreeze
 from luigi.task import flatten
 
 from plugins.errors import TfpipeError
-from tasks import atomic, integrity
+from plugins.registry import distribution_version
+from tasks import atomic, integrity, manifest_index
 from tasks.content import HashCache
 from tasks.fingerprint import code_hashes, digest
 from tasks.integrity import ATTEMPTS, MANIFEST, IntegrityError
@@ -44,14 +45,18 @@ _NEVER_FINGERPRINTED = frozenset({"workspace"})
 def installed_version(*distributions: str) -> str | None:
     """Version of the first installed distribution of those named, read from metadata only."""
     for name in distributions:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+        version = distribution_version(name)
+        if version is not None:
+            return version
     return None
 
 
 def library_versions() -> dict[str, str | None]:
+    return dict(_library_versions())
+
+
+@functools.lru_cache(maxsize=1)  # installed versions do not change under a running process
+def _library_versions() -> dict[str, str | None]:
     return {
         "python": platform.python_version(),
         "tensorflow": installed_version("tensorflow", "tensorflow-cpu", "tf-nightly"),
@@ -244,7 +249,7 @@ class PipelineTask(luigi.Task):
             attempts = _record_attempt(folder, started)
             record = self.produce(folder) or {}
             finished = time.time()
-            integrity.write_manifest(
+            manifest = integrity.write_manifest(
                 folder,
                 {
                     "task": self.get_task_family(),
@@ -264,6 +269,7 @@ class PipelineTask(luigi.Task):
                     "files": integrity.file_list(folder, self.hash_cache()),
                 },
             )
+            manifest_index.record(folder, self.run_name(), manifest)  # explain reads this, not every manifest
 
     def verify_upstream(self) -> None:
         """Every upstream folder still holds what its manifest lists (hashes cached by stat),

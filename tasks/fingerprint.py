@@ -16,12 +16,14 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 from plugins.errors import TfpipeError
-from plugins.registry import locate_module
+from plugins.registry import locate_module, source_file
 
 # Packages of this project whose modules are followed through imports.
 PROJECT_PACKAGES = frozenset({"tasks", "plugins", "pipelines"})
@@ -45,8 +47,11 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+Imports = tuple[tuple[int, str | None, str], ...]  # (level, module, name) per imported name
+
+
 @lru_cache(maxsize=None)
-def _parse(path: Path, mtime_ns: int, size: int) -> tuple[str, tuple[tuple[int, str | None, str], ...]]:
+def _parse(path: Path, mtime_ns: int, size: int) -> tuple[str, Imports]:
     """(hash of normalised AST, imports as (level, module, name)) of one file."""
     tree = ast.parse(path.read_bytes(), filename=str(path))
     imports: list[tuple[int, str | None, str]] = []
@@ -59,15 +64,27 @@ def _parse(path: Path, mtime_ns: int, size: int) -> tuple[str, tuple[tuple[int, 
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()[:DIGEST_LENGTH], tuple(imports)
 
 
-def source_hash(path: Path, disk: DiskCache | None = None) -> tuple[str, tuple[tuple[int, str | None, str], ...]]:
-    stat = path.stat()
+# (module, "path|size|mtime") -> (source hash, names its imports may refer to): each task's walk
+# meets the same modules again; the stat in the key keeps an edited file from being missed.
+_edges: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+
+
+def source_hash(path: Path, disk: DiskCache | None = None) -> tuple[str, Imports]:
+    stat = os.stat(path)
     if disk is None:
-        return _parse(path, stat.st_mtime_ns, stat.st_size)
+        return _parse(Path(path), stat.st_mtime_ns, stat.st_size)
+    return disk.get(f"{path}|{stat.st_size}|{stat.st_mtime_ns}", Path(path), stat)
+
+
+def _module_edges(module: str, path: str, disk: DiskCache | None) -> tuple[str, tuple[str, ...]]:
+    stat = os.stat(path)
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    if key not in disk.entries:
-        disk.add(key, _parse(path, stat.st_mtime_ns, stat.st_size))
-    file_hash, imports = disk.entries[key]
-    return file_hash, tuple(tuple(item) for item in imports)
+    found = _edges.get((module, key))
+    if found is None:
+        file_hash, imports = (disk.get(key, Path(path), stat) if disk is not None
+                              else _parse(Path(path), stat.st_mtime_ns, stat.st_size))
+        found = _edges[module, key] = (file_hash, _imported(module, path.endswith("__init__.py"), imports))
+    return found
 
 
 class DiskCache:
@@ -90,6 +107,13 @@ class DiskCache:
         if file not in cls._loaded:
             cls._loaded[file] = cls(file)
         return cls._loaded[file]
+
+    def get(self, key: str, path: Path, stat: os.stat_result) -> tuple[str, Imports]:
+        """(source hash, imports) of the file whose stat gave `key`, parsed only when not cached."""
+        if key not in self.entries:
+            self.add(key, _parse(path, stat.st_mtime_ns, stat.st_size))
+        file_hash, imports = self.entries[key]
+        return file_hash, tuple(tuple(item) for item in imports)
 
     def add(self, key: str, value: tuple) -> None:
         path = key.rsplit("|", 2)[0]
@@ -125,6 +149,12 @@ def _candidates(module: str, is_package: bool, level: int, target: str | None, n
     return names
 
 
+def _imported(module: str, is_package: bool, imports: Imports) -> tuple[str, ...]:
+    """Every module name the import statements of `module` may refer to."""
+    return tuple(candidate for level, target, name in imports
+                 for candidate in _candidates(module, is_package, level, target, name) if candidate)
+
+
 def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: Path | None = None) -> dict[str, str]:
     """Map module name -> normalised source hash, following imports transitively.
 
@@ -134,7 +164,8 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: 
     """
     roots = set(PROJECT_PACKAGES) | set(follow)
     pending = list(modules)
-    missing = [module for module in pending if locate_module(module) is None]
+    search_path = tuple(sys.path)
+    missing = [module for module in pending if locate_module(module, search_path) is None]
     if missing:
         # A result must never be keyed without its code: fail loudly instead.
         raise TfpipeError(f"cannot find the source of {', '.join(missing)} to fingerprint it; is the "
@@ -145,20 +176,18 @@ def code_hashes(modules: Iterable[str], follow: Iterable[str] = (), cache_file: 
         module = pending.pop()
         if module in seen:
             continue
-        path = locate_module(module)
+        path = source_file(module, search_path)
         if path is None:
             continue
-        file_hash, imports = source_hash(path, disk)
+        file_hash, imported = _module_edges(module, path, disk)
         seen[module] = file_hash
         # Importing a.b.c runs a/__init__.py and a/b/__init__.py too.
         parent = module.rpartition(".")[0]
         if parent:
             pending.append(parent)
-        is_package = path.name == "__init__.py"
-        for level, target, name in imports:
-            for candidate in _candidates(module, is_package, level, target, name):
-                if candidate and candidate.split(".")[0] in roots and candidate not in seen:
-                    pending.append(candidate)
+        for candidate in imported:
+            if candidate.partition(".")[0] in roots and candidate not in seen:
+                pending.append(candidate)
     if disk is not None:
         disk.save()
     return dict(sorted(seen.items()))

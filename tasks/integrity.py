@@ -54,12 +54,13 @@ def seal_of(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    """Write `manifest` with its seal, atomically. The seal is taken over the JSON round trip,
-    so a reader recomputes it from exactly what it reads."""
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Write `manifest` with its seal, atomically, and return what was written. The seal is taken
+    over the JSON round trip, so a reader recomputes it from exactly what it reads."""
     value = json.loads(json.dumps(manifest, default=str))
     value["seal"] = seal_of(value)
     atomic.write_json(Path(folder) / MANIFEST, value)
+    return value
 
 
 def read_sealed(folder: Path) -> dict[str, Any] | None:

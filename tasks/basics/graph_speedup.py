@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import platform
 import socket
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -118,6 +117,8 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
                 call(x).numpy()  # .numpy() waits for the result on any device
                 samples[mode].append(1000 * (time.perf_counter() - started))
             progress.update(index * repeats + repeat + 1)
+        import statistics  # only when timing: it imports fractions, a cost to every no-op rerun
+
         eager, graphed = statistics.median(samples["eager"]), statistics.median(samples["graph"])
         results[name] = {
             "layers": list(units), "dropout": dropout,

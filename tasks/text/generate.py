@@ -21,6 +21,13 @@ from tasks.text.download import corpus_label
 from tasks.text.prep import check_temperatures
 from tasks.text.train import TrainTextModel
 
+# XLA makes a sampling step several times cheaper for a few streams, but compiling costs about 2 s
+# once per process. One call, 4 temperatures, plain vs XLA, on a shared 2-core CPU (ranges over the
+# runs of bench/text_generation_speed.py --one-shot): 400 chars 0.6 vs 2.0-2.2 s, 6,000 chars 2.6-2.8 vs 2.8-2.9 s,
+# 10,000 chars 3.1-4.4 vs 2.7-5.5 s, 30,000 chars 9.5-10.5 vs 3.4-5.8 s. The random draws are the
+# same either way (tests/test_text_generation.py).
+XLA_FROM_LENGTH = 6_000
+
 
 @requires(TrainTextModel)
 class GenerateText(PipelineTask):
@@ -75,10 +82,10 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     model = load_char_model(model_dir, vocab, str(model_dir))
     heldout = decode(np.load(data_dir / "heldout_ids.npy"), vocab)
     seed_text = seed_passage(heldout, request["seed_length"], request["sample_seed"])
-    sampler = Sampler(model)
+    sampler = Sampler(model, jit_compile=request["length"] >= XLA_FROM_LENGTH)
     started = time.perf_counter()
     ids = sampler(encode(seed_text, vocab), temperatures, request["length"], request["sample_seed"])
-    seconds = time.perf_counter() - started  # includes tracing the compiled loop once
+    seconds = time.perf_counter() - started  # includes tracing (and compiling) the loops once
     samples = [{"temperature": t, "text": decode(row, vocab)} for t, row in zip(temperatures, ids)]
     emit("log", message=f"generated {len(temperatures)} x {request['length']} characters in {seconds:.1f}s")
     atomic.write_json(out / "samples.json", {"seed_text": seed_text, "samples": samples,

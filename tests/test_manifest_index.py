@@ -1,0 +1,105 @@
+"""The per-stage manifest index: explain scores earlier runs from one file and reads one manifest."""
+import importlib
+import json
+import sys
+
+import luigi
+import pytest
+
+from pipelines import explain as explain_module
+from pipelines.explain import closest_completed
+from tasks import manifest_index
+
+STAGE = '''
+import luigi
+
+from tasks.base import PipelineTask
+
+
+class IndexedStage(PipelineTask):
+    stage = "indexed"
+    value = luigi.IntParameter()
+    other = luigi.IntParameter(default=0)
+
+    def run_name(self):
+        return "indexed"
+
+    def produce(self, folder):
+        (folder / "out.txt").write_text(str(self.value + self.other))
+        return {}
+'''
+
+
+@pytest.fixture
+def stage(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "indexed_stage.py").write_text(STAGE)
+    module = importlib.import_module("indexed_stage")
+    workspace = str(tmp_path / "ws")
+
+    def make(value, other=0):
+        luigi.task_register.Register.clear_instance_cache()
+        return module.IndexedStage(value=value, other=other, workspace=workspace)
+
+    yield make
+    luigi.task_register.Register.clear_instance_cache()
+    sys.modules.pop("indexed_stage", None)
+
+
+def index_lines(task):
+    return manifest_index.index_file(task.folder().parent, "indexed").read_text().splitlines()
+
+
+def test_each_completed_run_adds_one_line(stage):
+    for value in (1, 2, 3):
+        stage(value).run()
+    lines = [json.loads(line) for line in index_lines(stage(1))]
+    assert sorted(line["folder"] for line in lines) == sorted(stage(v).folder().name for v in (1, 2, 3))
+    assert {line["task"] for line in lines} == {"IndexedStage"}
+    assert all(line["digests"]["params:value"] for line in lines)
+
+
+def test_explain_reads_only_the_closest_runs_manifest(stage, monkeypatch):
+    for value in [v for v in range(12) if v != 6]:
+        stage(value, other=1).run()  # two parameters differ from the task below
+    stage(5).run()  # one parameter differs: the closest
+    read = []
+    real = explain_module.read_manifest
+    monkeypatch.setattr(explain_module, "read_manifest", lambda folder: read.append(folder.name) or real(folder))
+    closest = closest_completed(stage(6))
+    assert closest["fingerprint"] == stage(5).fingerprint()
+    assert read == [stage(5).folder().name]
+
+
+def test_folders_missing_from_the_index_are_read_and_added(stage):
+    stage(1).run()
+    stage(2).run()
+    index = manifest_index.index_file(stage(1).folder().parent, "indexed")
+    index.unlink()  # as in a workspace written before the index existed
+    assert closest_completed(stage(3))["fingerprint"] in {stage(1).fingerprint(), stage(2).fingerprint()}
+    assert len(index.read_text().splitlines()) == 2
+
+
+def test_a_line_whose_folder_is_gone_and_a_damaged_line_are_ignored(stage):
+    import shutil
+
+    stage(1).run()
+    stage(2, other=5).run()
+    index = manifest_index.index_file(stage(1).folder().parent, "indexed")
+    with open(index, "a") as handle:
+        handle.write('{"folder": "indexed-00', )  # a line cut short by a crash
+    shutil.rmtree(stage(1).folder())  # the closest run, pruned
+    assert closest_completed(stage(3))["fingerprint"] == stage(2, other=5).fingerprint()
+
+
+def test_the_index_counts_changes_as_explain_lists_them():
+    old = {"params": {"steps": 5, "model_params": {"units": 8, "depth": 2}}, "code": {"a": "1", "b": "2"},
+           "plugin": {"name": "mlp"}, "upstream": {"x": "f1"}}
+    new = {"params": {"steps": 6, "model_params": {"units": 8}}, "code": {"a": "1", "b": "3", "c": "4"},
+           "plugin": {"name": "cnn"}, "upstream": {"x": "f2"}}
+    listed = explain_module.changes(old, new)
+    assert [(change.kind, change.key) for change in listed] == [
+        ("params", "model_params.depth"), ("params", "steps"), ("code", "b"), ("code", "c"),
+        ("plugin", "plugin"), ("upstream", "x")]
+    counted = manifest_index.differences(manifest_index.item_digests(old), manifest_index.item_digests(new))
+    assert counted == len(listed)
