@@ -261,6 +261,9 @@ def compare(model: str, ours_data: Path, plain_data: Path, steps: int, rounds: i
               "b": statistics.median(b[0] for b in plain), **summary(ours, plain)}
     if baseline:
         result["baseline"] = summary(before, plain)
+    # Also printed here, so a run cut short still leaves each finished model's figures.
+    print(f"  {model}: ratio median {result['ratio']:.2f}x ({result['low']:.2f}-{result['high']:.2f}x), per CPU-second "
+          f"{result['cpu_ratio']:.2f}x ({result['cpu_low']:.2f}-{result['cpu_high']:.2f}x)", flush=True)
     return result
 
 
