@@ -61,17 +61,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
+from machine import machine  # noqa: E402  bench/machine.py: the script's own folder is on sys.path
 
 
 def plain_loop(model, jit: bool = True, step: str = "written", table: bool = True, priming: str = "matmul",
@@ -298,8 +288,7 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     model = registry.load("models", "lstm").build({"vocab_size": args.vocab}, units=args.units)
     seed = np.random.default_rng(0).integers(0, args.vocab, args.seed_length).astype(np.int32)
-    print(f"machine: {cpu_model()}, {os.cpu_count()} CPUs, shared with other users (load average "
-          f"{os.getloadavg()[0]:.2f} at start); TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(f"machine: {machine()} at start; Keras {keras.__version__}")
     print(f"model: lstm plugin, {args.units} units, vocabulary {args.vocab}; seed passage {args.seed_length} chars")
     print("rule: priming chars/s = (seed length - 1) / s per priming call; sampling chars/s = streams x length / s "
           "per sampling call (result as numpy); both sides get one warm-up call with the same shapes first, so "

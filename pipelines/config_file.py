@@ -126,8 +126,15 @@ def _free_form_entry(section: str, name: str, value: Any, node: yaml.Node, path:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: {section}.{name} must be a mapping of options (one "
                           f"'key: value' per line under it), got {value!r}")
-    for key_node, _ in node.value:  # each option remembers its own line
-        key, where = key_node.value, f"{path}:{_line(key_node)}"
-        settings.check_finite(value[key], f"{section}.{name}.{key}", where)
-        config.origins[f"{section}.{name}.{key}"] = Origin(where)
+    _remember_lines(node, f"{section}.{name}", value, path, config)
     return value
+
+
+def _remember_lines(node: yaml.MappingNode, label: str, value: dict[str, Any], path: Path, config: Config) -> None:
+    """Each option remembers its own line, options nested in mappings too (executors.slurm.stages.train.gpus)."""
+    for key_node, value_node in node.value:
+        key, where = key_node.value, f"{path}:{_line(key_node)}"
+        settings.check_finite(value[key], f"{label}.{key}", where)
+        config.origins[f"{label}.{key}"] = Origin(where)
+        if isinstance(value_node, yaml.MappingNode) and isinstance(value[key], dict):
+            _remember_lines(value_node, f"{label}.{key}", value[key], path, config)

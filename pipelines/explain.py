@@ -131,17 +131,14 @@ def closest_completed(task: PipelineTask) -> dict[str, Any] | None:
     stage_dir, name = task.folder().parent, task.run_name()
     pattern = re.compile(re.escape(name) + r"-[0-9a-f]+$")
     runs = manifest_index.entries(stage_dir, name, task.get_task_family(), pattern.match, read_manifest)
-    wanted = manifest_index.item_digests(task.components())
-    runs.sort(key=lambda run: (manifest_index.differences(run.digests, wanted), _newest_first(run.finished)))
+    scorer = manifest_index.Scorer(stage_dir, name, task.components())
+    runs.sort(key=lambda run: run.finished, reverse=True)  # the newest first among equals
+    runs.sort(key=scorer.changes)
     for run in runs:
         manifest = read_manifest(run.folder)
         if manifest and manifest.get("task") == task.get_task_family():
             return manifest
     return None  # every indexed folder has gone since
-
-
-def _newest_first(finished: str) -> list[int]:
-    return [-ord(char) for char in finished]  # ISO times: later sorts first
 
 
 def checkpoint_step(folder: Path) -> int | None:

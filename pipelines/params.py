@@ -15,6 +15,7 @@ import luigi
 from pipelines import settings
 
 T = TypeVar("T", bound=type)
+RUN = "run"  # FreeForm.params key of a free-form section every training run takes (executors)
 
 
 class _KeepsUnreadable:
@@ -79,14 +80,16 @@ def _attach(cls: type, name: str, parameter: luigi.Parameter) -> None:
 
 
 def from_settings(*names: str, path: str | None = None) -> Callable[[T], T]:
-    """Class decorator: one Luigi parameter per setting named ("data.mirror") and, with `path`
+    """Class decorator: one Luigi parameter per setting named ("data.mirror") or free-form section
+    named ("executors": its entry chosen by another setting) and, with `path`
     ("image" or "text"), per setting of that section plus its free-form entries
     (model_params, dataset_options / corpus_options).
 
     The class's ``setting_params`` maps each parameter name to its setting path, or to the
     free-form section it adds to ("models", "datasets").
     """
-    chosen = [settings.get(name) for name in names]
+    chosen = [settings.get(name) for name in names if name not in settings.FREE_FORM]
+    free_sections = [settings.FREE_FORM[name] for name in names if name in settings.FREE_FORM]
     if path is not None:
         chosen += settings.of_section(path)
 
@@ -95,8 +98,14 @@ def from_settings(*names: str, path: str | None = None) -> Callable[[T], T]:
         for declared in chosen:
             _attach(cls, declared.param, luigi_parameter(declared))
             mapping[declared.param] = declared.path
+        for free in free_sections:  # a free-form section named outright: its entry for every path
+            param = free.params[RUN]
+            _attach(cls, param, _LUIGI_TYPES[dict](default=None, description=free.param_help(RUN)))
+            mapping[param] = free.section
         if path is not None:
             for free in settings.FREE_FORM.values():
+                if path not in free.params:
+                    continue  # a section named outright (executors), not per path
                 param = free.params[path]
                 _attach(cls, param, _LUIGI_TYPES[dict](default=None, description=free.param_help(path)))
                 mapping[param] = free.section

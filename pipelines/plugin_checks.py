@@ -78,3 +78,38 @@ def _limited(entry: str, key: str, default: Any, limit: dict[str, Any]) -> Setti
     kind = int if isinstance(default, int) and not isinstance(default, bool) else float
     return Setting(entry, key, (kind,), default, help="", declared_at=entry, param=key,
                    **{name: limit[name] for name in _LIMIT_KEYS if name in limit})
+
+
+def stage_executors(config: Config) -> dict[str, str]:
+    """``executor.stages`` (stage -> executor name), its stages and names checked as text."""
+    from tasks.protocol import PROCESS_STAGES
+
+    where = config.where("executor.stages")
+    chosen = config.get("executor", "stages") or {}
+    for stage, name in chosen.items():
+        if stage not in PROCESS_STAGES:
+            raise ConfigError(f"{where}: unknown stage {stage!r} in executor.stages; stages are "
+                              f"{', '.join(PROCESS_STAGES)}")
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}: executor.stages.{stage} must be an executor name, got {name!r}")
+    return chosen
+
+
+def check_executor(name: str, options: dict[str, Any], config: Config, chosen_by: str = "executor.name") -> None:
+    """The executor (chosen by ``executor.name``, or `chosen_by`) is installed and takes `options`
+    (``executors.<name>``): unknown options with file:line here, their types and the executor's
+    own needs (sbatch on PATH) by its ``check``."""
+    chosen = config.where(chosen_by)
+    if name == "local" and not options and "local" not in registry.EXECUTORS.names():
+        return  # an install older than the tfpipe.executors group: the default still runs (tasks/protocol.py)
+    try:
+        info = registry.EXECUTORS.get(name)
+    except registry.PluginError as exc:
+        raise ConfigError(f"{chosen}: {exc}") from exc
+    entry = f"executors.{name}"
+    check_options(info, options, entry, config, "option")
+    try:
+        plugin = registry.EXECUTORS.load(name)
+    except registry.PluginError as exc:
+        raise ConfigError(f"{chosen}: {exc}") from exc
+    plugin.check(options, lambda key: chosen if key is None else config.where(f"{entry}.{key}"))

@@ -137,10 +137,28 @@ def walk(task: luigi.Task) -> Iterator[luigi.Task]:
         yield from walk(upstream)
 
 
-@from_settings("device.policy", "device.options")
+@from_settings("device.policy", "device.options", "executor.name", "executors")
 class TrainingRun(RunTask):
     """A run that trains: the device policy comes from the command line or the ``device``
-    section."""
+    section, the executor (where each stage's process runs) from --executor or ``executor``
+    and its options from --executor-options over ``executors.<name>``."""
+
+    def executor_params(self) -> dict[str, Any]:
+        """The executor and its options (executors.<name>, --executor-options on top), checked here
+        before anything is scheduled."""
+        config = self.merged_config()
+        name = config.get("executor", "name")
+        config = cfg.apply_entry(config, "executors", name, self.executor_options, "--executor-options")
+        options = config.entry("executors", name)
+        plugin_checks.check_executor(name, options, config)
+        for stage, other in plugin_checks.stage_executors(config).items():
+            if other != name:  # this stage's entry carries its own executor and options (tasks/protocol.py)
+                own = config.entry("executors", other)
+                plugin_checks.check_executor(other, own, config, "executor.stages")
+                entry = {key: value for key, value in own.items() if key != "stages"}
+                entry.update((own.get("stages") or {}).get(stage) or {}, executor=other)
+                options.setdefault("stages", {})[stage] = entry
+        return {"executor": name, "executor_options": options}
 
     def device_params(self) -> dict[str, Any]:
         device, options = cfg.device_policy(self.resolved_config(), self.device,

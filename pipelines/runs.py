@@ -58,6 +58,7 @@ class ImageRun(TrainingRun):
             **entry_paths("dataset_options", f"datasets.{dataset}", dataset_options),
         }
         task = EvaluateImageModel(workspace=self.root(), mirror=mirror, **self.device_params(),
+                                  **self.executor_params(),
                                   model_params=model_params, dataset_options=dataset_options,
                                   **image)
         _check_data_settings(task, config)
@@ -132,7 +133,7 @@ class TextRun(TrainingRun):
         text["corpus"] = corpus
         common = {key: value for key, value in text.items() if key not in self.GENERATION}
         common.update(workspace=self.root(), mirror=mirror, model_params=model_params,
-                      corpus_options=corpus_options, **self.device_params())
+                      corpus_options=corpus_options, **self.device_params(), **self.executor_params())
         tasks = {
             "evaluate": EvaluateTextModel(**common),
             "generate": GenerateText(**common, **{key: text[key] for key in self.GENERATION}),
@@ -152,7 +153,8 @@ class FullRun(TrainingRun):
 
     def requires(self) -> list[RunTask]:
         shared = {"config": self.config, "workspace": self.workspace, "mirror": self.mirror,
-                  "device": self.device, "device_options": self.device_options}
+                  "device": self.device, "device_options": self.device_options,
+                  "executor": self.executor, "executor_options": self.executor_options}
         runs = [ImageRun(**shared), TextRun(**shared)]
         # Resolve (and so validate) both paths here: a bad image setting must fail before the
         # text path is scheduled, not after it trained.

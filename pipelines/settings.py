@@ -363,6 +363,19 @@ setting("device", "options", dict, {}, param="device_options",
         help="options of the device policies (ids, count, limit, cpus, workers, index, "
              "fallback: cpu)")
 
+section("executor", "Where each TensorFlow stage runs (never changes what is computed).")
+setting("executor", "name", str, "local", param="executor",
+        help="a tfpipe.executors plugin: local (a process on this machine) or slurm (one Slurm job "
+             "per stage, see README 'Running on a Slurm cluster'); its options go in executors.<name>")
+setting("executor", "stages", dict, {}, param="executor_stages",
+        help="another executor for some stages, e.g. {preprocess: local, evaluate: local} with name "
+             "slurm; each runs with its own executors.<name> options")
+
+free_form("executors", {},
+          help="options of an executor plugin, overriding its DEFAULTS (e.g. slurm: {partition: gpu, "
+               "time: '02:00:00', gpus: 1}); `stages: {train: {gpus: 1}, evaluate: {partition: cpu}}` "
+               "overrides them for one stage",
+          params={"run": "executor_options"}, selector={"run": "executor"})
 free_form("models", {"mlp": {}, "cnn": {"dropout": 0.4}, "lstm": {}, "gru": {}},
           help="hyper-parameters of a model plugin, overriding the plugin's DEFAULTS "
                "(cnn dropout 0.4: the classic tutorial used 0.5)",

@@ -1,8 +1,8 @@
 """Find plugins from package metadata; load one on demand. The one plugin loader of tfpipe.
 
 One entry-point group per plugin kind (``tfpipe.models``, ``tfpipe.devices``,
-``tfpipe.datasets``); each kind has one :class:`PluginKind` below (MODELS,
-DEVICES, DATASETS) and nothing else looks plugins up.
+``tfpipe.datasets``, ``tfpipe.executors``); each kind has one :class:`PluginKind`
+below (MODELS, DEVICES, DATASETS, EXECUTORS) and nothing else looks plugins up.
 
 - Finding reads entry points only (``importlib.metadata``) and never imports a
   plugin, so listing plugins or fingerprinting tasks never imports TensorFlow.
@@ -53,7 +53,7 @@ class DuplicatePlugin(PluginError):
 
 @dataclass(frozen=True)
 class PluginInfo:
-    kind: str  # the plugin kind: "models", "devices" or "datasets"
+    kind: str  # the plugin kind: "models", "devices", "datasets" or "executors"
     name: str
     value: str  # "module" or "module:attribute"
     distribution: str
@@ -313,7 +313,9 @@ DEVICES = PluginKind("devices", "tfpipe.devices", ("DEFAULTS", "environment", "c
                      "device policy", "device policies")
 DATASETS = PluginKind("datasets", "tfpipe.datasets", ("KIND", "DEFAULTS", "open_dataset"), "dataset",
                       "datasets")
-KINDS = {plugin_kind.kind: plugin_kind for plugin_kind in (DATASETS, MODELS, DEVICES)}
+EXECUTORS = PluginKind("executors", "tfpipe.executors", ("KIND", "DEFAULTS", "check", "run"), "executor",
+                       "executors")
+KINDS = {plugin_kind.kind: plugin_kind for plugin_kind in (DATASETS, MODELS, DEVICES, EXECUTORS)}
 
 
 def of(kind: str) -> PluginKind:

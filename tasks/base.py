@@ -288,6 +288,18 @@ class PipelineTask(luigi.Task):
         return super().on_failure(exception)
 
 
+class StageTask(PipelineTask):
+    """A task whose work runs in its own process (tasks.protocol.run_stage), where its executor
+    plugin says: `local` (a child of this process) or e.g. `slurm` (a Slurm job). Where it runs is
+    never what it computes: not fingerprinted, not in the task id."""
+
+    executor = luigi.Parameter(default="local", significant=False,
+                               description="tfpipe.executors plugin that runs the stage's process: local or slurm")
+    # May hold `stages: {train: {...}}`: options for one stage over the others (tasks/protocol.py).
+    executor_options = luigi.DictParameter(default={}, significant=False,
+                                           description="options of the executor (partition, time, gpus, ...)")
+
+
 def report_final(task: luigi.Task) -> None:
     """Tell the scheduler that the failure this running task is about to report is final.
 

@@ -3,10 +3,13 @@
 `explain` compares a task that will run with the closest completed run of the
 same name. Parsing every manifest of that name made it 1.7-2.9x slower once a
 run name had thousands of old folders. Each completed task appends one line to
-``<stage>/.index/<run name>.jsonl``: its folder, task family, finish time and a
-short digest of each *component item* (one parameter, one module's code hash,
-the plugin, an upstream fingerprint: what `explain` counts as one change). The
-closest run is then scored from the index, and only its own manifest is read.
+``<stage>/.index/<run name>.jsonl``: its folder, task family, finish time and one
+digest per component group (params, code, upstream, plugin, ...). A group's
+*items* (one parameter, one module's code hash, one upstream fingerprint: what
+`explain` counts as one change) are digested into ``<run name>.groups``, once
+per distinct group (a thousand runs of one code share one line). The closest run
+is scored from these two files, each group compared once, and only the chosen
+run's own manifest is read.
 
 The index is a cache: a line whose folder is gone is ignored, a damaged line is
 skipped, and a completed folder without a line (written by an older tfpipe, or
@@ -62,80 +65,175 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def item_digests(components: dict[str, Any]) -> dict[str, str]:
-    return {f"{kind}:{key}": _digest(value) for (kind, key), value in component_items(components).items()}
+Grouped = dict[str, dict[str, str]]  # group -> item -> digest of its value
+
+
+def grouped_digests(components: dict[str, Any]) -> Grouped:
+    grouped: Grouped = {}
+    for (group, key), value in component_items(components).items():
+        grouped.setdefault(group, {})[key] = _digest(value)
+    return grouped
+
+
+def differing_items(old: dict[str, str], new: dict[str, str]) -> int:
+    return sum(1 for key in old.keys() | new.keys() if old.get(key) != new.get(key))
+
+
+def differences(old: Grouped, new: Grouped) -> int:
+    """How many component items differ (what explain lists as changes)."""
+    return sum(differing_items(old.get(group, {}), new.get(group, {})) for group in old.keys() | new.keys())
 
 
 @dataclass(frozen=True)
 class Entry:
-    folder: Path
+    stage_dir: Path
+    name: str  # the folder's name
     task: str
     finished: str
-    digests: dict[str, str]
+    groups: dict[str, str]  # group -> digest of its items
+
+    @property
+    def folder(self) -> Path:
+        return self.stage_dir / self.name
 
 
 def index_file(stage_dir: Path, run_name: str) -> Path:
     return stage_dir / INDEX_DIR / f"{run_name}.jsonl"
 
 
-def _line(folder: Path, manifest: dict[str, Any]) -> str:
-    return json.dumps({"folder": folder.name, "task": manifest.get("task"), "finished": manifest.get("finished", ""),
-                       "digests": item_digests(manifest.get("components", {}))}, separators=(",", ":")) + "\n"
+def groups_file(stage_dir: Path, run_name: str) -> Path:
+    return stage_dir / INDEX_DIR / f"{run_name}.groups"
 
 
-def record(folder: Path, run_name: str, manifest: dict[str, Any]) -> None:
-    """Append a completed folder's line. Best effort: a missing line is rebuilt by `entries`."""
-    target = index_file(folder.parent, run_name)
+def _append(target: Path, text: str) -> None:
+    # One write in append mode: concurrent writers never interleave within it.
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        target.parent.mkdir(exist_ok=True)
-        # One write of one line in append mode: concurrent writers never interleave within it.
-        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            os.write(fd, _line(folder, manifest).encode("utf-8"))
-        finally:
-            os.close(fd)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+_known: dict[Path, tuple[int, set[str]]] = {}  # side file -> (bytes read, group keys in them)
+
+
+def _known_groups(target: Path) -> set[str]:
+    """Group keys in a side file; a process adding many runs reads only what others appended."""
+    done, keys = _known.get(target, (0, set()))
+    try:
+        with open(target, "rb") as handle:
+            handle.seek(done)
+            tail = handle.read()
+    except OSError:
+        return set()
+    tail = tail[: tail.rfind(b"\n") + 1]  # a line still being written is read next time
+    keys |= {line.partition(b"\t")[0].decode("utf-8", "replace") for line in tail.splitlines()}
+    _known[target] = (done + len(tail), keys)
+    return keys
+
+
+def record(folder: Path, run_name: str, manifest: dict[str, Any]) -> Entry:
+    """Add a completed folder to its stage's index. Best effort: a folder missing from the
+    index is read from its manifest by `entries`."""
+    grouped = grouped_digests(manifest.get("components", {}))
+    entry = Entry(folder.parent, folder.name, str(manifest.get("task")), str(manifest.get("finished", "")),
+                  {group: _digest(items) for group, items in grouped.items()})
+    try:
+        (folder.parent / INDEX_DIR).mkdir(exist_ok=True)
+        side = groups_file(folder.parent, run_name)
+        known = _known_groups(side)
+        new = "".join(f"{group}:{digest}\t{json.dumps(grouped[group], separators=(',', ':'))}\n"
+                      for group, digest in entry.groups.items() if f"{group}:{digest}" not in known)
+        if new:
+            _append(side, new)  # before the line that refers to it
+        _append(index_file(folder.parent, run_name), _line(entry))
     except OSError:
         pass
+    return entry
 
 
-def _indexed(target: Path) -> Iterator[dict[str, Any]]:
+# One line per run, tab-separated (about three times faster to read than JSON):
+# folder, task, finished, then group:digest per group. Names and digests hold no tab or colon.
+def _line(entry: Entry) -> str:
+    groups = "\t".join(f"{group}:{digest}" for group, digest in entry.groups.items())
+    return f"{entry.name}\t{entry.task}\t{entry.finished}\t{groups}\n"
+
+
+def indexed(stage_dir: Path, run_name: str) -> Iterator[Entry]:
     try:
-        text = target.read_text("utf-8")
+        text = index_file(stage_dir, run_name).read_text("utf-8")
     except OSError:
         return
     for line in text.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
+        name, task, finished, *groups = line.split("\t") + ["", ""]
+        groups = [group for group in groups if group]
+        if not groups or not all(":" in group for group in groups):
             continue  # a line cut short by a crash
-        if isinstance(entry, dict) and isinstance(entry.get("digests"), dict):
-            yield entry
+        yield Entry(stage_dir, name, task, finished, dict(group.split(":", 1) for group in groups))
 
 
 def entries(stage_dir: Path, run_name: str, task: str, is_run_folder, read_manifest) -> list[Entry]:
     """Completed runs of `task` named `run_name` in `stage_dir`: indexed ones from the index,
     the others from their manifests (and indexed for next time). `is_run_folder(name)` says a
     folder name belongs to this run name; `read_manifest(folder)` reads a manifest (or None)."""
-    target = index_file(stage_dir, run_name)
-    known = {entry["folder"]: entry for entry in _indexed(target)}
-    found = []
+    known = {entry.name: entry for entry in indexed(stage_dir, run_name)}
+    prefix = f"{run_name}-"
     try:
-        names = [item.name for item in os.scandir(stage_dir) if is_run_folder(item.name)]
+        names = [item.name for item in os.scandir(stage_dir)
+                 if item.name.startswith(prefix) and is_run_folder(item.name)]
     except OSError:
         return []
+    found = []
     for name in names:
         entry = known.get(name)
         if entry is None:
             manifest = read_manifest(stage_dir / name)
             if not manifest:
                 continue  # unfinished
-            record(stage_dir / name, run_name, manifest)
-            entry = json.loads(_line(stage_dir / name, manifest))
-        if entry.get("task") == task:
-            found.append(Entry(stage_dir / name, task, str(entry.get("finished", "")), entry["digests"]))
+            entry = record(stage_dir / name, run_name, manifest)
+        if entry.task == task:
+            found.append(entry)
     return found
 
 
-def differences(a: dict[str, str], b: dict[str, str]) -> int:
-    """How many component items differ between two digest maps."""
-    return sum(1 for key in a.keys() | b.keys() if a.get(key) != b.get(key))
+class Scorer:
+    """Counts the items in which an indexed run differs from `components`, comparing each
+    distinct group once."""
+
+    def __init__(self, stage_dir: Path, run_name: str, components: dict[str, Any]):
+        self.wanted = grouped_digests(components)
+        self.wanted_groups = {group: _digest(items) for group, items in self.wanted.items()}
+        self.side = groups_file(stage_dir, run_name)
+        self._lines: dict[str, str] | None = None
+        self._counts: dict[tuple[str, str | None], int] = {}
+
+    def _items(self, group: str, digest: str) -> dict[str, str] | None:
+        if self._lines is None:
+            try:
+                text = self.side.read_text("utf-8")
+            except OSError:
+                text = ""
+            self._lines = dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
+        try:
+            items = json.loads(self._lines[f"{group}:{digest}"])
+        except (KeyError, ValueError):
+            return None
+        return items if isinstance(items, dict) else None
+
+    def changes(self, entry: Entry) -> int:
+        total = 0
+        for group, digest in entry.groups.items():
+            if digest != self.wanted_groups.get(group):
+                total += self._count(group, digest)
+        for group in self.wanted_groups.keys() - entry.groups.keys():
+            total += self._count(group, None)
+        return total
+
+    def _count(self, group: str, digest: str | None) -> int:
+        if (group, digest) not in self._counts:
+            wanted = self.wanted.get(group, {})
+            items = {} if digest is None else self._items(group, digest)
+            # Unknown items (a damaged side file): count the whole group as changed.
+            self._counts[group, digest] = (differing_items(items, wanted) if items is not None
+                                           else max(1, len(wanted)))
+        return self._counts[group, digest]

@@ -14,7 +14,7 @@ from luigi.freezing import recursively_unfreeze
 from plugins import registry
 from plugins.errors import TfpipeError
 from tasks import devices
-from tasks.base import PipelineTask, library_versions
+from tasks.base import PipelineTask, StageTask, library_versions
 from tasks.protocol import run_stage
 
 
@@ -41,7 +41,7 @@ class ModelTask(PipelineTask):
         return components
 
 
-class TrainingTask(ModelTask):
+class TrainingTask(ModelTask, StageTask):
     """A training stage: runs its TensorFlow worker under the chosen device policy.
 
     Where it trains does not change what is learnt: a model trained on GPU 1
@@ -76,7 +76,7 @@ class TrainingTask(ModelTask):
             return run_stage(self, request, folder, env=plan.env)
 
 
-class EvaluationTask(PipelineTask):
+class EvaluationTask(StageTask):
     """Runs an evaluation worker on the trained model upstream (``requires()`` is the training
     task, whose own upstream holds the data)."""
 

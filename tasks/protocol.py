@@ -1,8 +1,10 @@
 """The one protocol between the Luigi process and a stage's own process.
 
-Parent side (`run_stage`): write the request, start ``python -m <stage module>
-REQUEST.json`` (it dies with its parent, PR_SET_PDEATHSIG, so killing a run
-never leaves an orphan writing into an output folder) and relay what it says.
+Parent side (`run_stage`): write the request, have the task's executor plugin run
+``python -m <stage module> REQUEST.json`` and relay what it says (`Relay`). The
+default executor, `local` (`run_local`), starts it as a child that dies with its
+parent (PR_SET_PDEATHSIG), so killing a run never leaves an orphan writing into
+an output folder; others (plugins/executors/slurm.py) run it elsewhere.
 Child side (`main`, `emit`, `Progress`): read the request, report progress and
 log lines on stdout lines starting with EVENT_PREFIX, return a result. Anything
 else the child prints passes through as log text. No TensorFlow here.
@@ -29,6 +31,12 @@ _PR_SET_PDEATHSIG = 1
 EVENT_PREFIX = "@@tfpipe "
 EXIT_USER_ERROR = 2
 EXIT_CRASH = 3
+# Stopped on request (a preemption or time-limit warning) after a checkpoint: run it again.
+EXIT_REQUEUE = 75
+# The stages whose work runs in its own process (StageTask.stage), as executor options name them.
+PROCESS_STAGES = ("preprocess", "train", "evaluate", "generate")
+# Signal names (e.g. "USR1 TERM") on which a training worker checkpoints and exits EXIT_REQUEUE.
+STOP_SIGNALS_ENV = "TFPIPE_STOP_SIGNALS"
 
 
 # ----- child side -----------------------------------------------------
@@ -59,12 +67,36 @@ class Progress:
              eta_s=None if eta is None else round(eta, 1), **metrics)
 
 
+class StopRequest:
+    """Remembers a stop signal (those named in $TFPIPE_STOP_SIGNALS; none when unset) so a
+    training loop can checkpoint at the next step boundary and raise Stopped."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        for name in os.environ.get(STOP_SIGNALS_ENV, "").split():
+            signal.signal(getattr(signal, f"SIG{name.upper().removeprefix('SIG')}"), self._remember)
+
+    def _remember(self, number: int, frame: Any) -> None:
+        self.signal = number
+
+
+class Stopped(Exception):
+    """A worker stopped on a stop signal after writing a checkpoint at `step`."""
+
+    def __init__(self, number: int, step: int):
+        super().__init__(f"stopped by {signal.Signals(number).name} at step {step} after writing a "
+                         f"checkpoint there; running it again resumes from it")
+
+
 def main(entry: Callable[[dict], dict], user_errors: tuple[type[BaseException], ...] = ()) -> None:
     """Run `entry(request)` and report its result or its failure to the parent."""
     with open(sys.argv[1], encoding="utf-8") as handle:
         request = json.load(handle)
     try:
         result = entry(request)
+    except Stopped as exc:
+        emit("error", message=str(exc))
+        sys.exit(EXIT_REQUEUE)
     except (TfpipeError, *user_errors) as exc:
         emit("error", message=str(exc))
         sys.exit(EXIT_USER_ERROR)
@@ -109,41 +141,91 @@ def _describe_progress(event: dict[str, Any]) -> str:
 
 def run_stage(task: Any, request: dict[str, Any], folder: Path,
               env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run the module that defines `task` as ``python -m MODULE request.json`` (its `work()`);
-    return the result it reports."""
+    """Run the module that defines `task` as ``python -m MODULE request.json`` (its `work()`)
+    where the task's executor plugin says (`local`: a subprocess of this one); return the
+    result it reports."""
     module = type(task).__module__
     request_path = folder / "request.json"
     atomic.write_json(request_path, request)
     command = [sys.executable, "-m", module, str(request_path)]
+    executor, options = executor_of(task)
     logger.info("starting %s for %s", module, task.task_id)
+    return executor.run(task, command, folder, child_environment(env), options)
+
+
+def executor_of(task: Any) -> tuple[Any, dict[str, Any]]:
+    """The task's executor plugin (loaded) and its options for the task's stage: the plugin's
+    DEFAULTS, the options given, then those under ``stages: {<stage>: {...}}``. A stage entry
+    with its own ``executor`` runs that executor with that entry's options alone."""
+    import importlib
+
+    from luigi.freezing import recursively_unfreeze
+
+    from plugins.registry import EXECUTORS
+
+    given = recursively_unfreeze(getattr(task, "executor_options", {}))
+    per_stage = (given.pop("stages", None) or {}).get(task.stage) or {}
+    name = getattr(task, "executor", "local")
+    if per_stage.get("executor", name) != name:
+        name, given = per_stage.pop("executor"), {}
+    per_stage.pop("executor", None)
+    if name == "local" and "local" not in EXECUTORS.names():
+        # Installed before the tfpipe.executors entry points existed (`pip install -e .` not rerun):
+        # the default still runs. Imported by name: where a stage runs is not part of its fingerprint.
+        executor = importlib.import_module("plugins.executors.local")
+    else:
+        executor = EXECUTORS.load(name)
+    options = {**executor.DEFAULTS, **given, **per_stage}
+    options.pop("stages", None)
+    return executor, options
+
+
+def run_local(task: Any, command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """Run `command` as a child of this process (it dies with it) and relay what it says."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True,
-                               env=child_environment(env), preexec_fn=_die_with_parent)
-    result, error = None, None
+                               env=env, preexec_fn=_die_with_parent)
+    relay = Relay(task, command[2])
     assert process.stdout is not None
     for line in process.stdout:
+        relay.line(line)
+    return relay.outcome(process.wait())
+
+
+class Relay:
+    """What a stage's process prints, turned into log lines, the task's progress and status
+    message, and its result or error (one per run of the process)."""
+
+    def __init__(self, task: Any, module: str):
+        self.task, self.module = task, module
+        self.result: dict[str, Any] | None = None
+        self.error: str | None = None
+
+    def line(self, line: str) -> None:
         if not line.startswith(EVENT_PREFIX):
             sys.stderr.write(line)
-            continue
+            return
         event = json.loads(line[len(EVENT_PREFIX):])
         kind = event.pop("event")
         if kind == "progress":
             message = _describe_progress(event)
             logger.info(message)
-            task.set_progress_percentage(event["percent"])
-            task.set_status_message(message)
+            self.task.set_progress_percentage(event["percent"])
+            self.task.set_status_message(message)
         elif kind == "log":
             logger.info("%s", event["message"])
         elif kind == "result":
-            result = event["result"]
+            self.result = event["result"]
         elif kind == "error":
-            error = event["message"]
-    code = process.wait()
-    if code != 0 or result is None:
+            self.error = event["message"]
+
+    def outcome(self, code: int) -> dict[str, Any]:
+        """The result, or the error for exit status `code`."""
+        if code == 0 and self.result is not None:
+            return self.result
         if code < 0:
-            error = error or f"killed by signal {-code}"
-        message = error or f"{module} exited with code {code} without a result; see its output above"
+            self.error = self.error or f"killed by signal {-code}"
+        message = self.error or f"{self.module} exited with code {code} without a result; see its output above"
         raise TfpipeError(message) if code == EXIT_USER_ERROR else StageCrash(message)
-    return result
 
 
 class StageCrash(RuntimeError):

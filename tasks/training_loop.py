@@ -25,7 +25,7 @@ import numpy as np
 from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.checkpoints import CHECKPOINTS, checkpoint_steps, start_afresh_hint
-from tasks.protocol import Progress, emit
+from tasks.protocol import Progress, Stopped, StopRequest, emit
 
 
 class StepClock:
@@ -121,6 +121,7 @@ class TrainingLoop:
         self.history = load_history(self.out / "history.json", self.resumed_from)
         self.writers = {name: tf.summary.create_file_writer(str(self.out / "tensorboard" / name))
                         for name in ("train", "validation")}
+        self.stop = StopRequest()
 
     def _restore_newest(self) -> int:
         """Restore the newest checkpoint that restores; return its step (0: none exists).
@@ -195,6 +196,11 @@ class TrainingLoop:
                 raise RuntimeError(f"a chunk of {steps} steps from step {current} crosses step {boundary}; "
                                    "cut chunks with chunk_sizes()")
             current += steps
+            # Seen between compiled calls, so at most STEPS_PER_CALL steps after the signal.
+            if self.stop.signal is not None:  # preempted: checkpoint this very step, a rerun resumes here
+                self.manager.save(checkpoint_number=current)
+                atomic.write_json(self.out / "history.json", self.history)
+                raise Stopped(self.stop.signal, current)
             at_checkpoint = current % self.checkpoint_every == 0 or current == total_steps
             if current % log_every and not at_checkpoint:
                 continue

@@ -1,6 +1,5 @@
 """The per-stage manifest index: explain scores earlier runs from one file and reads one manifest."""
 import importlib
-import json
 import sys
 
 import luigi
@@ -46,17 +45,16 @@ def stage(tmp_path, monkeypatch):
     sys.modules.pop("indexed_stage", None)
 
 
-def index_lines(task):
-    return manifest_index.index_file(task.folder().parent, "indexed").read_text().splitlines()
-
-
 def test_each_completed_run_adds_one_line(stage):
     for value in (1, 2, 3):
         stage(value).run()
-    lines = [json.loads(line) for line in index_lines(stage(1))]
-    assert sorted(line["folder"] for line in lines) == sorted(stage(v).folder().name for v in (1, 2, 3))
-    assert {line["task"] for line in lines} == {"IndexedStage"}
-    assert all(line["digests"]["params:value"] for line in lines)
+    lines = list(manifest_index.indexed(stage(1).folder().parent, "indexed"))
+    assert sorted(line.name for line in lines) == sorted(stage(v).folder().name for v in (1, 2, 3))
+    assert {line.task for line in lines} == {"IndexedStage"}
+    assert len({line.groups["params"] for line in lines}) == 3  # one parameter differs
+    assert len({line.groups["code"] for line in lines}) == 1
+    side = manifest_index.groups_file(stage(1).folder().parent, "indexed").read_text().splitlines()
+    assert [line.partition("\t")[0].partition(":")[0] for line in side].count("code") == 1  # stored once
 
 
 def test_explain_reads_only_the_closest_runs_manifest(stage, monkeypatch):
@@ -101,5 +99,5 @@ def test_the_index_counts_changes_as_explain_lists_them():
     assert [(change.kind, change.key) for change in listed] == [
         ("params", "model_params.depth"), ("params", "steps"), ("code", "b"), ("code", "c"),
         ("plugin", "plugin"), ("upstream", "x")]
-    counted = manifest_index.differences(manifest_index.item_digests(old), manifest_index.item_digests(new))
+    counted = manifest_index.differences(manifest_index.grouped_digests(old), manifest_index.grouped_digests(new))
     assert counted == len(listed)

@@ -87,7 +87,7 @@ def assert_user_error(done: subprocess.CompletedProcess, code: int, message: str
 
 def attempts(workspace: Path, stage: str) -> int:
     """How many processes started producing the one folder of `stage` (tasks.base attempts.jsonl)."""
-    (folder,) = (path for path in (workspace / stage).iterdir() if path.is_dir())
+    (folder,) = (path for path in (workspace / stage).iterdir() if path.is_dir() and not path.name.startswith("."))
     return len((folder / "attempts.jsonl").read_text().splitlines())
 
 

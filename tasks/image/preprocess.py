@@ -12,7 +12,7 @@ from luigi.util import requires
 
 from plugins.datasets.api import DataError
 from plugins.errors import TfpipeError
-from tasks.base import PipelineTask
+from tasks.base import StageTask
 from tasks.image.download import DownloadImageDataset, dataset_label
 from tasks.image.shards import split_counts
 from tasks.protocol import run_stage
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 @requires(DownloadImageDataset)
-class PreprocessImages(PipelineTask):
+class PreprocessImages(StageTask):
     """Reads the validated dataset (stream); writes train/val/test shards of fixed-length uint8
     records and meta.json, in bounded memory, in its own process.
 

@@ -15,7 +15,7 @@ from luigi.util import requires
 
 from plugins.errors import TfpipeError
 from tasks import atomic
-from tasks.base import PipelineTask
+from tasks.base import StageTask
 from tasks.protocol import emit, run_stage
 from tasks.text.download import corpus_label
 from tasks.text.prep import check_temperatures
@@ -30,7 +30,7 @@ XLA_FROM_LENGTH = 6_000
 
 
 @requires(TrainTextModel)
-class GenerateText(PipelineTask):
+class GenerateText(StageTask):
     """Reads model.keras, vocab.json and the held-out ids; writes samples.txt and samples.json:
     `length` characters per temperature, after a seeded seed passage of held-out text."""
 
