@@ -314,6 +314,10 @@ setting("image", "checkpoint_every", int, 500, minimum=1,
 setting("image", "seed", int, 1, minimum=0, help="seed of the initial weights and the batch order")
 setting("image", "deterministic", bool, False,
         help="deterministic ops: bit-identical reruns, somewhat slower")
+setting("image", "jit_compile", str, "auto", choices=("auto", "always", "never"),
+        help="XLA-compile the training step: auto (what the model plugin asks for: mlp yes, "
+             "cnn and lstm no), always or never; only with one replica. Changes rounding, "
+             "not what is learnt")
 
 section("text", "The text path: download -> preprocess -> train -> evaluate and generate.")
 setting("text", "corpus", str, "nietzsche",
@@ -338,6 +342,10 @@ setting("text", "checkpoint_every", int, 250, minimum=1,
 setting("text", "seed", int, 1, minimum=0, help="seed of the initial weights and the batch order")
 setting("text", "deterministic", bool, False,
         help="deterministic ops: bit-identical reruns, somewhat slower")
+setting("text", "jit_compile", str, "auto", choices=("auto", "always", "never"),
+        help="XLA-compile the training step: auto (what the model plugin asks for: mlp yes, "
+             "cnn and lstm no), always or never; only with one replica. Changes rounding, "
+             "not what is learnt")
 setting("text", "temperatures", list, [0.2, 0.5, 1.0, 1.2], item=float, item_noun="temperature",
         minimum=0, open_min=True, non_empty=True,
         help="sampling temperatures, one sample each (generation only: never retrains)")

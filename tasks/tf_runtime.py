@@ -118,6 +118,23 @@ def build_model(name: str, spec: dict[str, Any], overrides: dict[str, Any], expe
     return model, hparams
 
 
+def use_xla(choice: str, model_name: str, strategy: Any) -> bool:
+    """Whether to XLA-compile the training step: `choice` is always, never or auto (the model
+    plugin's JIT_COMPILE, default no: XLA helps some models and slows others). XLA compiles
+    for one device, so a strategy with several replicas or workers trains without it (a log
+    line says so when it was asked for)."""
+    import tensorflow as tf
+
+    wanted = choice == "always" or (choice == "auto" and bool(getattr(registry.MODELS.load(model_name),
+                                                                      "JIT_COMPILE", False)))
+    one_device = strategy is tf.distribute.get_strategy() or isinstance(strategy, tf.distribute.OneDeviceStrategy)
+    if wanted and not one_device:
+        emit("log", message=f"jit_compile: {type(strategy).__name__} runs several replicas; training "
+                            "without XLA")
+        return False
+    return wanted
+
+
 def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

@@ -5,11 +5,18 @@ variable, the optimizer and the step; batch order is a function of the step,
 so nothing else is needed to resume), resuming from the newest checkpoint,
 history.json, TensorBoard scalars, progress events and divergence checks.
 A worker supplies the compiled train step, the batches and a validation pass.
+
+Steps run in chunks: one compiled call runs up to STEPS_PER_CALL steps in a row
+(`compile_train_step`), which takes the per-call overhead of Python, tf.function
+and tf.data off every step. A chunk never crosses a log or checkpoint step, and
+chunks end at multiples of STEPS_PER_CALL, so a resumed run makes the same calls
+as an uninterrupted one (`chunk_sizes`).
 """
 from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -21,6 +28,42 @@ from tasks.checkpoints import CHECKPOINTS, checkpoint_steps, start_afresh_hint
 from tasks.protocol import Progress, Stopped, StopRequest, emit
 
 
+class StepClock:
+    """Wall and CPU seconds of training, validation and checkpoint writes timed apart."""
+
+    def __init__(self):
+        self.started = (time.perf_counter(), time.process_time())
+        self.pauses = {"validation": [0.0, 0.0], "checkpoint": [0.0, 0.0]}
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started[0]
+
+    def training(self) -> tuple[float, float]:
+        """(wall, CPU) seconds so far, pauses left out."""
+        now = (time.perf_counter(), time.process_time())
+        return tuple(now[i] - self.started[i] - sum(pause[i] for pause in self.pauses.values()) for i in (0, 1))
+
+    @contextmanager
+    def paused(self, what: str):
+        started = (time.perf_counter(), time.process_time())
+        try:
+            yield
+        finally:
+            self.pauses[what][0] += time.perf_counter() - started[0]
+            self.pauses[what][1] += time.process_time() - started[1]
+
+
+def steady_rates(start: tuple | None, end: tuple | None, units_per_step: int, unit: str) -> dict[str, Any]:
+    """Rates over the steps between two (step, wall, CPU seconds) marks: per second of training
+    and per CPU-second of this process (the figure to read on a shared machine). None where the
+    run was too short to have a steady state."""
+    if start is None or end is None or end[0] <= start[0] or end[1] <= start[1] or end[2] <= start[2]:
+        return {f"steady_{unit}_per_s": None, f"steady_{unit}_per_cpu_s": None, "steady_from_step": None}
+    units = (end[0] - start[0]) * units_per_step
+    return {f"steady_{unit}_per_s": round(units / (end[1] - start[1]), 1),
+            f"steady_{unit}_per_cpu_s": round(units / (end[2] - start[2]), 1), "steady_from_step": start[0]}
+
+
 def load_history(path: Path, upto_step: int) -> dict[str, list[dict[str, float]]]:
     """History up to the restored step: entries a crashed run wrote past it are dropped."""
     try:
@@ -30,15 +73,40 @@ def load_history(path: Path, upto_step: int) -> dict[str, list[dict[str, float]]
     return {key: [row for row in rows if row["step"] <= upto_step] for key, rows in history.items()}
 
 
+# Steps of a run (from its start or resume) before its steady-state rate is timed: tracing,
+# the first batches of tf.data and the thread pools warming up all fall before it.
+WARMUP_STEPS = 200
+# Steps per compiled call. At one step per call the overhead of the call (Python, tf.function,
+# tf.data) took about half the CPU time of an MLP step on 2 cores; 50 makes it negligible and
+# divides the log interval (100) and the usual checkpoint intervals. A chunk is cut short
+# where it would cross any other boundary. Not a setting: it changes no result (the weights are
+# bit-identical to one step per call, tests/test_training_loop.py).
+STEPS_PER_CALL = 50
+LOG_EVERY = 100
+
+
+def chunk_sizes(start: int, stop: int, every: Iterable[int]) -> list[int]:
+    """Steps per call from step `start` to `stop`: a call ends at each multiple of each of
+    `every` and of STEPS_PER_CALL, and at `stop`."""
+    every = (*every, STEPS_PER_CALL)
+    sizes, step = [], start
+    while step < stop:
+        end = min(stop, *((step // interval + 1) * interval for interval in every))
+        sizes.append(end - step)
+        step = end
+    return sizes
+
+
 class TrainingLoop:
     """Checkpointed, resumable training of `model` with `optimizer` into folder `out`."""
 
     def __init__(self, out: Path, model: Any, optimizer: Any, label: str, checkpoint_every: int,
-                 learning_rate: float, max_to_keep: int = 3):
+                 learning_rate: float, max_to_keep: int = 3, log_every: int = LOG_EVERY):
         import tensorflow as tf
 
         self.tf, self.out, self.label = tf, Path(out), label
         self.checkpoint_every, self.learning_rate = checkpoint_every, learning_rate
+        self.log_every = max(1, min(log_every, checkpoint_every))
         self.step = tf.Variable(0, dtype=tf.int64, name="step")
         # Keras 3 models expose no checkpoint dependencies of their own: list every model
         # variable (trainable or not) explicitly so nothing is silently left out.
@@ -94,20 +162,41 @@ class TrainingLoop:
             for key, value in values.items():
                 self.tf.summary.scalar(key, value, step=step)
 
+    def chunk_sizes(self, start: int, stop: int) -> list[int]:
+        """Steps per call from step `start` to `stop` (see `chunk_sizes`): no call crosses a log
+        or checkpoint step."""
+        return chunk_sizes(start, stop, (self.log_every, self.checkpoint_every))
+
     def run(self, train_step: Callable[[Any], dict[str, Any]], batches: Iterable[Any], total_steps: int,
-            validate: Callable[[], dict[str, float]], units_per_step: int, unit: str = "samples",
-            log_every: int = 100) -> dict[str, Any]:
-        """Run steps resumed_from+1..total_steps; train_step(batch) returns per-step metric tensors."""
+            validate: Callable[[bool], dict[str, float]], units_per_step: int, unit: str = "samples") -> dict[str, Any]:
+        """Run steps resumed_from+1..total_steps. train_step(batch) returns the metric tensors of one
+        step (scalars), or of a chunk of steps (vectors, one value per step; see
+        `compile_train_step`): the length of "loss" says how many steps it ran.
+
+        validate(final) runs at every checkpoint step; final is True at the last step, whose
+        figures are the run's. A "samples" entry in its result goes to history.json only.
+        """
         progress = Progress(total_steps, self.label, start=self.resumed_from)
         window: dict[str, list[Any]] = {}
         last_checkpoint = current = self.resumed_from
-        log_every = max(1, min(log_every, self.checkpoint_every))
-        # Validation and checkpoint writes are timed apart: throughput counts training steps only.
-        started, paused = time.perf_counter(), 0.0
+        log_every = self.log_every
+        clock = StepClock()  # validation and checkpoint writes are timed apart
+        # (step, training seconds, CPU seconds) where the steady state begins, and at the latest log step
+        steady = now = None
         for batch in batches:
-            for key, value in train_step(batch).items():
+            values = train_step(batch)
+            for key, value in values.items():
                 window.setdefault(key, []).append(value)
-            current += 1
+            steps = int(values["loss"].shape[0]) if values["loss"].shape.rank else 1
+            if not steps:
+                continue
+            boundary = min(total_steps, *((current // every + 1) * every
+                                          for every in (log_every, self.checkpoint_every)))
+            if current + steps > boundary:
+                raise RuntimeError(f"a chunk of {steps} steps from step {current} crosses step {boundary}; "
+                                   "cut chunks with chunk_sizes()")
+            current += steps
+            # Seen between compiled calls, so at most STEPS_PER_CALL steps after the signal.
             if self.stop.signal is not None:  # preempted: checkpoint this very step, a rerun resumes here
                 self.manager.save(checkpoint_number=current)
                 atomic.write_json(self.out / "history.json", self.history)
@@ -119,40 +208,49 @@ class TrainingLoop:
             window = {}
             self.history["train"].append({"step": current, **metrics})
             self._scalars("train", current, metrics)
-            elapsed = time.perf_counter() - started - paused
-            metrics[f"{unit}_per_s"] = (current - self.resumed_from) * units_per_step / elapsed
+            now = (current, *clock.training())
+            metrics[f"{unit}_per_s"] = (current - self.resumed_from) * units_per_step / now[1]
+            if steady is None and current >= self.resumed_from + WARMUP_STEPS:
+                steady = now
             if at_checkpoint:
-                pause_started = time.perf_counter()
-                validation = validate()
-                self.history["validation"].append({"step": current, **validation})
+                with clock.paused("validation"):
+                    validation = validate(current == total_steps)
+                samples = validation.pop("samples", None)
+                self.history["validation"].append({"step": current, **validation,
+                                                   **({"samples": samples} if samples else {})})
                 self._scalars("validation", current, validation)
-                self.manager.save(checkpoint_number=current)
-                atomic.write_json(self.out / "history.json", self.history)
+                with clock.paused("checkpoint"):
+                    self.manager.save(checkpoint_number=current)
+                    atomic.write_json(self.out / "history.json", self.history)
                 last_checkpoint = current
                 metrics.update({f"val_{key}": value for key, value in validation.items()})
-                paused += time.perf_counter() - pause_started
             progress.update(current, force=at_checkpoint, **metrics)
-        seconds = time.perf_counter() - started
         for writer in self.writers.values():
             writer.flush()
+        if current != total_steps:  # the worker's batches must cover the run exactly
+            raise RuntimeError(f"{self.label}: the batches ended at step {current} of {total_steps}")
         final_step = int(self.step.numpy())
         if self.manager.latest_checkpoint is None or final_step != last_checkpoint:
             self.manager.save(checkpoint_number=final_step)
         done = total_steps - self.resumed_from
+        seconds, training = clock.total(), clock.training()[0]
+        rate = round(done * units_per_step / training, 1) if done > 0 and training > 0 else None
         last_validation = self.history["validation"][-1] if self.history["validation"] else {}
         return {
             "final_step": final_step,
             "resumed_from": self.resumed_from,
             "train_seconds": round(seconds, 2),  # wall time, validation and checkpoints included
-            "validation_seconds": round(paused, 2),
-            f"{unit}_per_s": round(done * units_per_step / (seconds - paused), 1) if done > 0 and seconds > paused
-            else None,
-            **{f"val_{key}": value for key, value in last_validation.items() if key != "step"},
+            "validation_seconds": round(clock.pauses["validation"][0], 2),
+            "checkpoint_seconds": round(clock.pauses["checkpoint"][0], 2),
+            f"{unit}_per_s": rate,
+            **steady_rates(steady, now, units_per_step, unit),
+            **{f"val_{key}": value for key, value in last_validation.items() if key not in ("step", "samples")},
         }
 
     def _close_window(self, window: dict[str, list[Any]], current: int, last_checkpoint: int) -> dict[str, float]:
         """Mean of each metric over the steps since the last log; stop on a non-finite loss."""
-        losses = np.asarray(self.tf.stack(window["loss"]))
+        window = {key: np.concatenate([np.reshape(value, [-1]) for value in values]) for key, values in window.items()}
+        losses = window["loss"]
         if not np.isfinite(losses).all():
             first = int(np.argmin(np.isfinite(losses)))
             raise TfpipeError(
@@ -160,23 +258,30 @@ class TrainingLoop:
                 f"(learning_rate={self.learning_rate}); lower the learning rate (learning_rate in your "
                 f"config, or --learning-rate) and rerun. Nothing past step {last_checkpoint} was "
                 f"checkpointed.")
-        return {key: float(np.mean(self.tf.stack(values))) for key, values in window.items()}
+        return {key: float(np.mean(values)) for key, values in window.items()}
 
 
-def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, batch_rows: int,
-                       units_per_step: int, forward: Callable[[Any], tuple[Any, dict[str, Any]]]):
-    """A compiled train step that splits each global batch over the strategy's replicas.
+def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, batch_spec: Any,
+                       units_per_step: int, forward: Callable[[Any], tuple[Any, dict[str, Any]]],
+                       metrics: tuple[str, ...], jit_compile: bool = False):
+    """A compiled call that runs a chunk of steps, splitting each global batch over the
+    strategy's replicas.
 
-    `forward(rows)` runs the model on this replica's rows of the batch and returns
-    (summed loss, {metric: summed value}); sums over all replicas are divided by
-    `units_per_step` (samples, or characters), so every replica count gives the
-    same mean loss and the same update as one device.
+    The call takes a chunk: the batches of k consecutive steps stacked on a new leading axis
+    (`batch_spec`: one step's batch; k varies from call to call without retracing). It runs
+    the steps in order in one graph loop, exactly the ops of k separate steps, and returns
+    {"loss": (k,), **{metric: (k,)}}, one value per step. `forward(rows)` runs the model on
+    this replica's rows of one batch and returns (summed loss, {metric: summed value} for
+    each name in `metrics`); sums over all replicas are divided by `units_per_step` (samples,
+    or characters), so every replica count gives the same mean loss and the same update as
+    one device. With `jit_compile` XLA compiles the whole call (once per chunk length).
     """
     import tensorflow as tf
 
     from tasks.tf_runtime import regularization_losses
 
     replicas = strategy.num_replicas_in_sync
+    batch_rows = int(tf.nest.flatten(batch_spec)[0].shape[0])
     if batch_rows % replicas:
         raise TfpipeError(f"batch_size={batch_rows} does not split evenly over the {replicas} replicas "
                           f"of the device policy; use a multiple of {replicas}")
@@ -195,17 +300,27 @@ def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, bat
         optimizer.apply_gradients(zip(grads, model.trainable_variables))  # all-reduces the gradients
         return loss, metric_sums
 
-    @tf.function
-    def train_step(batch):
+    def one_step(batch) -> dict[str, Any]:
         loss, metric_sums = strategy.run(replica_step, args=(batch,))
         step.assign_add(1)
         total = tf.distribute.ReduceOp.SUM
         result = {"loss": strategy.reduce(total, loss, axis=None)}
-        for key, value in metric_sums.items():
-            result[key] = strategy.reduce(total, value, axis=None) / units_per_step
+        for key in metrics:
+            result[key] = strategy.reduce(total, metric_sums[key], axis=None) / units_per_step
         return result
 
-    return train_step
+    chunk_spec = tf.nest.map_structure(lambda spec: tf.TensorSpec([None, *spec.shape], spec.dtype), batch_spec)
+
+    @tf.function(input_signature=[chunk_spec], jit_compile=jit_compile)
+    def train_steps(chunk):
+        count = tf.shape(tf.nest.flatten(chunk)[0])[0]
+        stacked = {key: tf.TensorArray(tf.float32, size=count) for key in ("loss", *metrics)}
+        for i in tf.range(count):
+            result = one_step(tf.nest.map_structure(lambda part, i=i: part[i], chunk))
+            stacked = {key: values.write(i, tf.cast(result[key], tf.float32)) for key, values in stacked.items()}
+        return {key: values.stack() for key, values in stacked.items()}
+
+    return train_steps
 
 
 def _rewrite_state(tf: Any, directory: Path, steps: list[int]) -> None:

@@ -38,7 +38,7 @@ def train(folder: Path, total: int) -> int:
 
     loop, step = loop_in(folder)
     batches = [np.full((4, 3), 0.1 * i, np.float32) for i in range(loop.resumed_from, total)]
-    loop.run(step, batches, total, lambda: {"loss": 0.0}, units_per_step=4)
+    loop.run(step, batches, total, lambda final: {"loss": 0.0}, units_per_step=4)
     return loop.resumed_from
 
 

@@ -1,10 +1,13 @@
 """End to end through the real `luigi` command line, on tiny datasets the tests generate."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from tests.conftest import (
+    ROOT,
     TINY_NAME,
     make_image_set,
     manifests,
@@ -38,7 +41,8 @@ def test_image_run_trains_evaluates_and_reports(workspace, mirror, tiny):
     assert (train_dir / "saved_model").is_dir() and (train_dir / "model.keras").is_file()
     assert list((train_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
     history = json.loads((train_dir / "history.json").read_text())
-    assert [row["step"] for row in history["validation"]] == [20, 40, 60]
+    # 50 validation samples, fewer than the subset: every point is on the whole set.
+    assert [(row["step"], row["samples"]) for row in history["validation"]] == [(20, 50), (40, 50), (60, 50)]
 
     preprocess = json.loads(manifests(workspace, "preprocess")[0].read_text())["record"]
     assert preprocess["counts"] == {"train": 350, "val": 50, "test": 100}
@@ -239,3 +243,27 @@ def test_third_party_dataset_plugin_runs_without_any_change_to_tfpipe(workspace,
     assert download["record"]["class_names"] == ["dark", "light"]
     metrics = json.loads((manifests(workspace, "evaluate")[0].parent / "metrics.json").read_text())
     assert metrics["count"] == 60 and metrics["accuracy"] > 0.9
+
+
+def test_checkpoints_validate_on_a_fixed_subset_and_the_last_step_on_the_whole_set(workspace, mirror, tiny_data,
+                                                                                   tmp_path):
+    """The training worker with a 20-sample subset of the 50 validation samples (the pipeline's
+    2000 exceed the tiny set): history.json says which points saw how many samples."""
+    preprocess = ["PreprocessImages", "--dataset", "arrays", "--dataset-options", json.dumps({"path": str(tiny_data)}),
+                  "--validation-fraction", "0.125", "--split-seed", "0", "--workspace", str(workspace)]
+    assert run_luigi(preprocess, workspace, mirror).returncode == 0
+    out = tmp_path / "train"
+    out.mkdir()
+    request = {"data_dir": str(manifests(workspace, "preprocess")[0].parent), "out_dir": str(out), "model": "mlp",
+               "model_params": {}, "steps": 60, "batch_size": 20, "learning_rate": 1e-3, "checkpoint_every": 20,
+               "seed": 1, "deterministic": True, "validation_subset": 20}
+    (out / "request.json").write_text(json.dumps(request))
+    done = subprocess.run([sys.executable, "-m", "tasks.image.train", str(out / "request.json")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = next(json.loads(line[len("@@tfpipe "):])["result"] for line in done.stdout.splitlines()
+                  if line.startswith("@@tfpipe ") and '"result"' in line)
+    history = json.loads((out / "history.json").read_text())["validation"]
+    assert [(row["step"], row["samples"]) for row in history] == [(20, 20), (40, 20), (60, 50)]
+    assert all((row["accuracy"] * row["samples"]).is_integer() for row in history)  # counted on those samples
+    assert result["val_accuracy"] == history[-1]["accuracy"] and "val_samples" not in result

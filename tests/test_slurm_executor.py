@@ -120,12 +120,14 @@ def test_full_run_on_slurm_same_folders_as_local(tmp_path, mirror, cluster):
     assert written_since(workspace, started) == set()  # same fingerprints: nothing to redo
 
 
-PREEMPTED_STEPS = 200
+PREEMPTED_STEPS = 1000
 
 
 def preemption_args(data: Path) -> list[str]:
-    return ["ImageRun", *tiny_args(data), "--model", "mlp", "--steps", str(PREEMPTED_STEPS),
-            "--checkpoint-every", "50", "--deterministic"]
+    # A wide hidden layer: training runs many steps per compiled call, so the default tiny mlp would
+    # finish before both signals reach it.
+    return ["ImageRun", *tiny_args(data), "--model", "mlp", "--model-params", '{"hidden_units": 20000}',
+            "--steps", str(PREEMPTED_STEPS), "--checkpoint-every", "50", "--deterministic"]
 
 
 @pytest.fixture

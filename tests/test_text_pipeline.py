@@ -2,11 +2,15 @@
 import html
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import (
+    ROOT,
     TINY_NAME,
     make_corpus,
     manifests,
@@ -139,3 +143,54 @@ def test_full_run_reports_the_image_and_the_text_path(workspace, tmp_path):
     metas = [json.loads(p.read_text())["record"] for p in data]
     assert {"lowercase": False} in [{"lowercase": m.get("lowercase")} for m in metas if "vocab_size" in m]
     assert "| lstm on words |" in run.output and f"| mlp on {TINY_NAME} |" in run.output
+
+
+def run_text_worker(request: dict, out: Path) -> dict:
+    """`python -m tasks.text.train` on `request` writing into `out`; its result."""
+    out.mkdir(exist_ok=True)
+    (out / "request.json").write_text(json.dumps({**request, "out_dir": str(out)}))
+    done = subprocess.run([sys.executable, "-m", "tasks.text.train", str(out / "request.json")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return next(json.loads(line[len("@@tfpipe "):])["result"] for line in done.stdout.splitlines()
+                if line.startswith("@@tfpipe ") and '"result"' in line)
+
+
+def checkpoint_weights(out: Path, step: int) -> dict:
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(out / "checkpoints" / f"ckpt-{step}"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith("model_variables/")}
+
+
+def test_text_training_resumed_from_a_checkpoint_ends_with_the_weights_of_an_uninterrupted_run(workspace, corpus,
+                                                                                              tmp_path):
+    """The text worker's chunks of steps after a resume are the uninterrupted run's; resumed at its
+    last step (killed while saving the model) it trains and records nothing again."""
+    preprocess = ["PreprocessText", "--corpus", "text_file", "--corpus-options", json.dumps({"path": str(corpus)}),
+                  "--lowercase", "true", "--holdout", "0.05", "--workspace", str(workspace)]
+    assert run_luigi(preprocess, workspace).returncode == 0
+    request = {"data_dir": str(manifests(workspace, "preprocess")[0].parent), "model": "lstm",
+               "model_params": {"units": 16, "embedding_dim": 8}, "window": 20, "steps": 120, "batch_size": 8,
+               "learning_rate": 0.004, "checkpoint_every": 40, "seed": 1, "deterministic": True}
+    reference = run_text_worker(request, tmp_path / "reference")
+    assert reference["final_step"] == 120 and reference["resumed_from"] == 0
+
+    resumed_out = tmp_path / "resumed"
+    (resumed_out / "checkpoints").mkdir(parents=True)
+    for path in (tmp_path / "reference" / "checkpoints").glob("ckpt-40.*"):  # as if killed after step 40
+        shutil.copy(path, resumed_out / "checkpoints")
+    resumed = run_text_worker(request, resumed_out)
+    assert resumed["resumed_from"] == 40 and resumed["final_step"] == 120
+    expected = checkpoint_weights(tmp_path / "reference", 120)
+    got = checkpoint_weights(resumed_out, 120)
+    assert expected.keys() == got.keys() and expected
+    for name in expected:
+        np.testing.assert_array_equal(expected[name], got[name], err_msg=name)
+
+    history = json.loads((resumed_out / "history.json").read_text())
+    again = run_text_worker(request, resumed_out)
+    assert again["resumed_from"] == again["final_step"] == 120
+    assert json.loads((resumed_out / "history.json").read_text()) == history
+    assert [row["step"] for row in history["validation"]] == [80, 120]  # 40 is the copied checkpoint's

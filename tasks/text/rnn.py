@@ -53,7 +53,9 @@ class HeldoutScorer:
 
         self._score = score
 
-    def __call__(self) -> dict[str, float]:
+    def __call__(self, final: bool = True) -> dict[str, float]:
+        """The whole held-out text, at every checkpoint of training (`final` says whether it
+        is the last) and in evaluation."""
         loss, accuracy = (float(v) for v in self._score(self.x, self.y))
         return {"loss": loss, "bits_per_char": loss / math.log(2), "accuracy": accuracy}
 

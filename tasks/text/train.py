@@ -32,6 +32,8 @@ class TrainTextModel(TrainingTask):
     seed = luigi.IntParameter(description="seed of the initial weights and the batch order")
     checkpoint_every = luigi.IntParameter(significant=False, description="steps between checkpoints")
     deterministic = luigi.BoolParameter(default=False, significant=False)
+    jit_compile = luigi.ChoiceParameter(choices=["auto", "always", "never"], default="auto", significant=False,
+                                        description="XLA-compile the training step (auto: as the model plugin asks)")
 
     def run_name(self) -> str:
         return f"{corpus_label(self.corpus, self.corpus_options)}-{self.model}"
@@ -71,6 +73,7 @@ class TrainTextModel(TrainingTask):
             "checkpoint_every": self.checkpoint_every,
             "seed": self.seed,
             "deterministic": self.deterministic,
+            "jit_compile": self.jit_compile,
         }
         return self.train_in_worker(request, folder)
 
@@ -113,7 +116,9 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
 
     # Each sample is a window start; the order is a function of (seed, step) so resume is exact.
     starts = batch_indices(starts_count, batch_size, request["seed"], loop.resumed_from, total_steps)
-    batches = tf.data.Dataset.from_tensor_slices(starts).prefetch(tf.data.AUTOTUNE)
+    # One chunk of consecutive steps per compiled call (tasks.training_loop); none when resumed at the end.
+    sizes = loop.chunk_sizes(loop.resumed_from, total_steps)
+    batches = np.split(starts, np.cumsum(sizes)[:-1]) if sizes else []
     offsets = tf.range(window + 1, dtype=tf.int32)
 
     def forward(start):
@@ -124,8 +129,9 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
         return loss, {"accuracy": correct}
 
-    train_step = compile_train_step(strategy, model, optimizer, loop.step, batch_size, batch_size * window,
-                                    forward)
+    xla = tf_runtime.use_xla(request.get("jit_compile", "auto"), request["model"], strategy)
+    train_step = compile_train_step(strategy, model, optimizer, loop.step, tf.TensorSpec([batch_size], tf.int32),
+                                    batch_size * window, forward, metrics=("accuracy",), jit_compile=xla)
 
     validate = HeldoutScorer(model, np.load(data_dir / "heldout_ids.npy"))
     result = loop.run(train_step, batches, total_steps, validate, units_per_step=batch_size * window,
@@ -137,6 +143,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["hparams"] = hparams
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
+    result["jit_compile"] = xla
     return result
 
 
