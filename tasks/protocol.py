@@ -164,7 +164,8 @@ def executor_of(task: Any) -> tuple[Any, dict[str, Any]]:
     from plugins.registry import EXECUTORS
 
     given = recursively_unfreeze(getattr(task, "executor_options", {}))
-    per_stage = (given.pop("stages", None) or {}).get(task.stage) or {}
+    # A task that is not a pipeline stage (a test's probe) has no stage: no per-stage options.
+    per_stage = (given.pop("stages", None) or {}).get(getattr(task, "stage", None)) or {}
     name = getattr(task, "executor", "local")
     if per_stage.get("executor", name) != name:
         name, given = per_stage.pop("executor"), {}

@@ -21,8 +21,9 @@ from pipelines.scheduled import ScheduledRun
 from tasks.base import PipelineTask
 from tests.conftest import ROOT, run_luigi, write_tiny_full_config
 
-# Run-task parameters that are not settings: which file to read and where results go.
-NOT_SETTINGS = {"config", "workspace", "date"}
+# Run-task parameters that are not settings: which file to read, where results go, and the
+# values a Sweep gives one of its trials (pipelines/sweep, never on the command line).
+NOT_SETTINGS = {"config", "workspace", "date", "sweep_trial"}
 
 
 def no_task_folders(workspace: Path) -> bool:
