@@ -110,11 +110,7 @@ class PluginInfo:
 def locate_module(name: str, search_path: tuple[str, ...] | None = None) -> Path | None:
     """Path of a module's source file, found without executing any package. `search_path` is
     sys.path as a tuple, for callers that ask for many modules at once."""
-    return _locate(name, tuple(sys.path) if search_path is None else search_path)
-
-
-def _locate(name: str, search_path: tuple[str, ...]) -> Path | None:
-    origin = source_file(name, search_path)
+    origin = source_file(name, tuple(sys.path) if search_path is None else search_path)
     return Path(origin) if origin is not None else None
 
 

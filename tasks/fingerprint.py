@@ -69,13 +69,6 @@ def _parse(path: Path, mtime_ns: int, size: int) -> tuple[str, Imports]:
 _edges: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
 
 
-def source_hash(path: Path, disk: DiskCache | None = None) -> tuple[str, Imports]:
-    stat = os.stat(path)
-    if disk is None:
-        return _parse(Path(path), stat.st_mtime_ns, stat.st_size)
-    return disk.get(f"{path}|{stat.st_size}|{stat.st_mtime_ns}", Path(path), stat)
-
-
 def _module_edges(module: str, path: str, disk: DiskCache | None) -> tuple[str, tuple[str, ...]]:
     stat = os.stat(path)
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
