@@ -4,9 +4,10 @@ python bench/plain_keras_image.py --data /usr/share/datasets/fashion-mnist --mod
 
 Loads the IDX files with numpy, trains with model.fit (Adam, batch 50, 50 steps per
 compiled call, XLA off: on a 2-core CPU that is the fastest for cnn; for mlp XLA is faster:
---jit-compile), evaluates on the test set and prints one JSON line with accuracy and
-throughput. train_seconds is the time of model.fit alone (tracing included); the step
-rates both sides reach in steady state are compared by bench/train_step_rate.py.
+--jit-compile), evaluates on the test set, saves the model where --save says (a .keras file)
+and prints one JSON line with accuracy and throughput. train_seconds is the time of model.fit
+alone (tracing included); the step rates both sides reach in steady state are compared by
+bench/train_step_rate.py, the whole job's wall time by bench/end_to_end.py.
 """
 import argparse
 import gzip
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--steps-per-execution", type=int, default=50)
     parser.add_argument("--jit-compile", action="store_true")
+    parser.add_argument("--save", type=Path, help="save the trained model here (.keras), as a real job would")
     args = parser.parse_args()
 
     import keras
@@ -65,6 +67,8 @@ def main() -> None:
     model.fit(dataset, epochs=1, steps_per_epoch=args.steps, verbose=0)
     seconds = time.perf_counter() - started
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
+    if args.save:
+        model.save(args.save)
     print(json.dumps({"model": args.model, "steps": args.steps, "epochs_touched": epochs,
                       "test_accuracy": accuracy, "test_loss": loss, "train_seconds": seconds,
                       "samples_per_s": args.steps * args.batch_size / seconds}))

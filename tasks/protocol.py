@@ -90,21 +90,28 @@ class Stopped(Exception):
 
 def main(entry: Callable[[dict], dict], user_errors: tuple[type[BaseException], ...] = ()) -> None:
     """Run `entry(request)` and report its result or its failure to the parent."""
-    with open(sys.argv[1], encoding="utf-8") as handle:
+    sys.exit(run_request(entry, sys.argv[1], user_errors))
+
+
+def run_request(entry: Callable[[dict], dict], request_path: str,
+                user_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Run `entry` on the request file; emit its result or error; return the process's exit code."""
+    with open(request_path, encoding="utf-8") as handle:
         request = json.load(handle)
     try:
         result = entry(request)
     except Stopped as exc:
         emit("error", message=str(exc))
-        sys.exit(EXIT_REQUEUE)
+        return EXIT_REQUEUE
     except (TfpipeError, *user_errors) as exc:
         emit("error", message=str(exc))
-        sys.exit(EXIT_USER_ERROR)
+        return EXIT_USER_ERROR
     except Exception as exc:
         traceback.print_exc()
         emit("error", message=f"{type(exc).__name__}: {exc}")
-        sys.exit(EXIT_CRASH)
+        return EXIT_CRASH
     emit("result", result=result)
+    return 0
 
 
 # ----- parent side ----------------------------------------------------
@@ -189,7 +196,7 @@ def run_local(task: Any, command: list[str], env: dict[str, str]) -> dict[str, A
     assert process.stdout is not None
     for line in process.stdout:
         relay.line(line)
-    return relay.outcome(process.wait())
+    return {**relay.outcome(process.wait()), "process": {"pid": process.pid, "stage": 1}}
 
 
 class Relay:
@@ -200,6 +207,7 @@ class Relay:
         self.task, self.module = task, module
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
+        self.exit_code: int | None = None  # set by a stage server's exit event (tasks.stage_server)
 
     def line(self, line: str) -> None:
         if not line.startswith(EVENT_PREFIX):
@@ -218,6 +226,8 @@ class Relay:
             self.result = event["result"]
         elif kind == "error":
             self.error = event["message"]
+        elif kind == "exit":
+            self.exit_code = event["code"]
 
     def outcome(self, code: int) -> dict[str, Any]:
         """The result, or the error for exit status `code`."""

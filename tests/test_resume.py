@@ -38,7 +38,9 @@ def workers_writing_into(workspace: Path) -> list[str]:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "tasks.image.train" in cmdline and str(workspace) in cmdline:
+        # A stage's own process, or the stage process a worker's stages share (tasks/stage_server.py).
+        stage_process = "tasks.image.train" in cmdline or "tasks.stage_server" in cmdline
+        if stage_process and str(workspace) in cmdline:
             found.append(cmdline)
     return found
 
@@ -57,6 +59,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_
     while not list(killed_ws.glob("train/*/checkpoints/checkpoint")):
         assert run.poll() is None and time.time() < deadline, "training ended before a checkpoint was seen"
         time.sleep(0.02)
+    assert workers_writing_into(killed_ws)  # found while it trains, so finding none below means something
     os.kill(run.pid, signal.SIGKILL)
     run.wait()
     time.sleep(0.5)
