@@ -463,3 +463,35 @@ def test_executor_options_are_checked_with_file_and_line(tmp_path, text, message
     config.write_text(text)
     line = scheduling_error(tmp_path, ["--executor", "slurm", "--config", str(config)], env_path=os.environ["PATH"])
     assert message.format(cfg=config) in line
+
+
+@pytest.mark.parametrize("config_text, args, message", [
+    ("executors:\n  slurm:\n    stages:\n      train:\n        gpus: 1\n",
+     ["--device", "gpu", "--device-options", '{"count": 2}'],
+     "{cfg}:5: executors.slurm.gpus asks Slurm for 1 GPU(s) but device policy gpu uses 2 (device option count); "
+     "make them agree, or drop executors.slurm.gpus and let the device policy ask"),
+    ("", ["--device", "gpu", "--device-options", '{"ids": [1]}'],
+     "command line --device: device option ids [1] picks GPUs by id, but under the slurm executor the cluster "
+     "chooses the job's GPUs; give the device option count: N instead"),
+    ("", ["--device", "multi_worker"],
+     "command line --device: device policy multi_worker under the slurm executor runs one worker per Slurm task: "
+     "set executors.slurm.stages.train.nodes (one worker per node) or ntasks"),
+    ("executors:\n  slurm:\n    stages:\n      evaluate:\n        nodes: 2\n", [],
+     "{cfg}:5: executors.slurm.stages.evaluate.nodes is 2, but several tasks run the whole stage side by side"),
+])
+def test_device_policies_that_do_not_fit_the_slurm_job_are_refused_with_where(tmp_path, config_text, args, message):
+    config = tmp_path / "mine.yaml"
+    config.write_text(config_text or "{}\n")
+    line = scheduling_error(tmp_path, ["--executor", "slurm", "--config", str(config), *args],
+                            env_path=os.environ["PATH"])
+    assert message.format(cfg=config) in line
+
+
+def test_slurm_tasks_per_node_and_tf_config_of_each_task():
+    from plugins.executors.slurm_workers import cluster, tasks_per_node
+
+    assert tasks_per_node("2(x3),1") == [2, 2, 2, 1]
+    environ = {"SLURM_STEP_TASKS_PER_NODE": "2,1", "SLURM_JOB_ID": "7", "SLURM_PROCID": "2"}
+    workers, index = cluster(environ, ["10.0.0.1", "10.0.0.2"])
+    base = int(workers[0].split(":")[1])
+    assert workers == [f"10.0.0.1:{base}", f"10.0.0.1:{base + 1}", f"10.0.0.2:{base}"] and index == 2
