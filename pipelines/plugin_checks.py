@@ -113,3 +113,43 @@ def check_executor(name: str, options: dict[str, Any], config: Config, chosen_by
     except registry.PluginError as exc:
         raise ConfigError(f"{chosen}: {exc}") from exc
     plugin.check(options, lambda key: chosen if key is None else config.where(f"{entry}.{key}"))
+
+
+def check_cluster_devices(name: str, options: dict[str, Any], device: list[str], device_options: dict[str, Any],
+                          config: Config, device_where: str) -> None:
+    """Where the train stage's executor hands out GPUs and workers itself (slurm: it has
+    ``allocate_devices``), the device policy must fit its options (a GPU count that disagrees with
+    ``gpus``, GPU ids, multi_worker without nodes or ntasks): refused here with file:line, before
+    anything runs. `options`: the run's executor options, with ``stages``."""
+    from types import SimpleNamespace
+
+    from plugins.errors import TfpipeError
+    from tasks.devices import cluster_needs
+    from tasks.protocol import executor_of
+
+    executor, merged = executor_of(SimpleNamespace(executor=name, executor_options=options, stage="train"))
+    if not hasattr(executor, "allocate_devices"):
+        return
+    plugin = executor.__name__.rsplit(".", 1)[-1]
+    try:
+        needs = cluster_needs(device, device_options, plugin)
+    except TfpipeError as exc:
+        raise ConfigError(f"{device_where}: {exc}") from exc
+
+    train = (options.get("stages") or {}).get("train") or {}
+
+    def where(key: str) -> str:
+        """file:line (or flag) of an executor option; of the device policy where the option is unset."""
+        if key not in train and key not in options:
+            return device_where
+        path = f"executors.{plugin}.stages.train.{key}" if key in train else f"executors.{plugin}.{key}"
+        while "." in path:  # --executor-options records where its top-level keys came from
+            if path in config.origins:
+                return config.where(path)
+            path = path.rsplit(".", 1)[0]
+        return device_where
+
+    try:
+        executor.allocate_devices(merged, needs, where)
+    except TfpipeError as exc:
+        raise ConfigError(str(exc)) from exc

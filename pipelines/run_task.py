@@ -158,6 +158,10 @@ class TrainingRun(RunTask):
                 entry = {key: value for key, value in own.items() if key != "stages"}
                 entry.update((own.get("stages") or {}).get(stage) or {}, executor=other)
                 options.setdefault("stages", {})[stage] = entry
+        device = self.device_params()
+        device_where = "command line --device" if self.device is not None else config.where("device.policy")
+        plugin_checks.check_cluster_devices(name, options, device["device"], device["device_options"], config,
+                                            device_where)
         return {"executor": name, "executor_options": options}
 
     # Set by a Sweep (pipelines/sweep): the trial's {setting path: value} and {path: file:line}.

@@ -43,12 +43,13 @@ class Plan:
     gpu_ids: list[str] | None = None  # physical ids handed to this task (None: not managed)
     env: dict[str, str] = field(default_factory=dict)
     fallback: str | None = None  # why the run fell back to the CPU, if it did
+    allocated_by: str | None = None  # the executor whose cluster hands out GPUs and workers (slurm)
 
     def request(self) -> dict[str, Any]:
         """The JSON part of a worker request (tasks.tf_runtime.start_tensorflow reads it)."""
         return {"policies": self.policies, "effective": self.effective, "options": self.options,
-                "gpu_ids": self.gpu_ids,
-                "env": self.env, "fallback": self.fallback}
+                "gpu_ids": self.gpu_ids, "env": self.env, "fallback": self.fallback,
+                "allocated_by": self.allocated_by}
 
 
 def normalise(policy: str | Sequence[str] | None) -> list[str]:
@@ -179,6 +180,41 @@ def gpu_slots(slot_dir: Path, visible: list[str], ids: list[str] | None, count: 
     logger.info("%s: GPU(s) %s assigned", who, ",".join(held))
     with stack:
         yield held
+
+
+def cluster_needs(names: Sequence[str], options: dict[str, Any], executor: str) -> dict[str, Any]:
+    """What a policy asks of an executor that hands out GPUs and workers itself (Slurm), found
+    without looking at this machine: {"gpus": 0 | N | "any" | "all", "workers": bool, "policy": names}.
+    Explicit GPU ids cannot be honoured there: the cluster chooses the job's GPUs."""
+    names = normalise(names)
+    plugins, merged = resolve_options(names, dict(options))
+    requests = [r for r in (gpu_request(p, merged) for p in plugins) if r is not None]
+    if any(r.get("ids") for r in requests):
+        raise TfpipeError(f"device option ids {merged.get('ids')!r} picks GPUs by id, but under the {executor} "
+                          f"executor the cluster chooses the job's GPUs; give the device option count: N instead")
+    counts = [r["count"] for r in requests if r.get("count") is not None]
+    gpus: int | str = "all" if "all" in counts else max(counts, default="any" if requests else 0)
+    workers = any(getattr(p, "MULTI_WORKER", False) for p in plugins)
+    if workers and (merged.get("workers") or merged.get("index") is not None):
+        raise TfpipeError(f"device options workers and index name the multi_worker cluster, but under the "
+                          f"{executor} executor it is built from the job's tasks; drop them and set the "
+                          f"number of workers in executors.{executor} (nodes or ntasks)")
+    return {"gpus": gpus, "workers": workers, "policy": "+".join(names)}
+
+
+def planned_for_cluster(names: Sequence[str], options: dict[str, Any], executor: str) -> tuple[Plan, dict[str, Any]]:
+    """(plan, needs) for a stage whose executor's cluster hands out GPUs and workers: no GPU is
+    probed or locked on this machine, no CUDA_VISIBLE_DEVICES is set (the cluster sets the job's
+    own), and TF_CONFIG is built in each of the job's tasks (plugins/executors/slurm_workers.py)."""
+    names = normalise(names)
+    needs = cluster_needs(names, options, executor)
+    plugins, merged = resolve_options(names, dict(options))
+    plan = Plan(policies=names, options=merged, effective=list(names), allocated_by=executor)
+    for plugin in plugins:
+        if getattr(plugin, "MULTI_WORKER", False):
+            continue  # its TF_CONFIG comes from the job's tasks
+        plan.env.update(plugin.environment(merged, None))
+    return plan, needs
 
 
 def gpus_needed(names: Sequence[str], options: dict[str, Any]) -> int:

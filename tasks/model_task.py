@@ -15,7 +15,7 @@ from plugins import registry
 from plugins.errors import TfpipeError
 from tasks import devices
 from tasks.base import PipelineTask, StageTask, library_versions
-from tasks.protocol import run_stage
+from tasks.protocol import executor_of, run_stage
 
 
 def plugin_info(name: str) -> registry.PluginInfo:
@@ -56,8 +56,13 @@ class TrainingTask(ModelTask, StageTask):
 
     @property
     def resources(self) -> dict[str, int]:
-        """One Luigi `gpu` resource per GPU this task will hold (see README: [resources] gpu)."""
+        """One Luigi `gpu` resource per GPU this task will hold (see README: [resources] gpu); none
+        where the executor's cluster hands out the GPUs (slurm)."""
+        if not self.device:
+            return {}
         try:
+            if self.cluster_executor() is not None:
+                return {}
             needed = devices.gpus_needed(list(self.device), recursively_unfreeze(self.device_options))
         except TfpipeError:
             return {}  # the same error is raised, with its message, when the task runs
@@ -67,10 +72,23 @@ class TrainingTask(ModelTask, StageTask):
         # Without [resources] gpu Luigi allows 1: ask for 1 so the task can still be scheduled.
         return {"gpu": min(needed, configured) if configured else 1}
 
+    def cluster_executor(self) -> str | None:
+        """The name of this stage's executor when its cluster hands out GPUs and workers (it has
+        ``allocate_devices``: slurm); None when they are this machine's (local)."""
+        executor, _ = executor_of(self)
+        return executor.__name__.rsplit(".", 1)[-1] if hasattr(executor, "allocate_devices") else None
+
     def train_in_worker(self, request: dict[str, Any], folder: Path) -> dict[str, Any]:
-        """Hold the GPUs the policy hands out while the worker trains; return its result."""
-        slots = Path(self.workspace) / ".gpu-slots"
+        """Hold the GPUs the policy hands out while the worker trains; return its result. Under an
+        executor with a cluster (slurm) the policy's GPUs and workers are asked of the cluster
+        instead, and the job uses those it is given."""
         options = recursively_unfreeze(self.device_options)
+        cluster = self.cluster_executor()
+        if cluster is not None:
+            plan, needs = devices.planned_for_cluster(list(self.device), options, cluster)
+            request["device"] = plan.request()
+            return run_stage(self, request, folder, env=plan.env, needs=needs)
+        slots = Path(self.workspace) / ".gpu-slots"
         with devices.applied(list(self.device), options, slots, self.task_id) as plan:
             request["device"] = plan.request()
             return run_stage(self, request, folder, env=plan.env)

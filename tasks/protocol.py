@@ -146,18 +146,31 @@ def _describe_progress(event: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def run_stage(task: Any, request: dict[str, Any], folder: Path,
-              env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_stage(task: Any, request: dict[str, Any], folder: Path, env: dict[str, str] | None = None,
+              needs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the module that defines `task` as ``python -m MODULE request.json`` (its `work()`)
     where the task's executor plugin says (`local`: a subprocess of this one); return the
-    result it reports."""
+    result it reports. `needs`: the GPUs and workers a device policy asks of an executor that
+    hands them out itself (tasks.devices.cluster_needs)."""
     module = type(task).__module__
+    executor, options = executor_of(task)
+    child_env = child_environment(env)
+    if hasattr(executor, "allocate_devices"):
+        if needs is not None:
+            options = executor.allocate_devices(options, needs,
+                                                 lambda key: f"executors.{_name(executor)}.{key}")
+        if "CUDA_VISIBLE_DEVICES" not in (env or {}):
+            # This machine's GPUs mean nothing where the job runs: the cluster sets the job's own.
+            child_env.pop("CUDA_VISIBLE_DEVICES", None)
     request_path = folder / "request.json"
     atomic.write_json(request_path, request)
     command = [sys.executable, "-m", module, str(request_path)]
-    executor, options = executor_of(task)
     logger.info("starting %s for %s", module, task.task_id)
-    return executor.run(task, command, folder, child_environment(env), options)
+    return executor.run(task, command, folder, child_env, options)
+
+
+def _name(executor: Any) -> str:
+    return executor.__name__.rsplit(".", 1)[-1]
 
 
 def executor_of(task: Any) -> tuple[Any, dict[str, Any]]:

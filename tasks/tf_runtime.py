@@ -52,16 +52,24 @@ def apply_device(tf: Any, device: dict[str, Any] | None) -> tuple[Any, dict[str,
     """Run each policy's configure() (tf.config) and build the strategy of the last that has one."""
     if not device or not device.get("effective"):
         return tf.distribute.get_strategy(), {"policies": [], "strategy": "default", "replicas": 1}
-    record = {key: device.get(key) for key in ("policies", "effective", "options", "gpu_ids", "env", "fallback")}
+    record = {key: device.get(key) for key in ("policies", "effective", "options", "gpu_ids", "env", "fallback",
+                                               "allocated_by")}
+    if device.get("allocated_by"):  # the cluster chose this job's GPUs: record those it got
+        record["gpu_ids"] = cluster_gpu_ids()
     names, options = list(device["effective"]), dict(device["options"])
     plugins = [load_policy(name) for name in names]
     gpus = tf.config.list_physical_devices("GPU")
     wants_gpu = [name for name, plugin in zip(names, plugins)
                  if getattr(plugin, "gpu_request", None) and plugin.gpu_request(options) is not None]
     if wants_gpu and not gpus:
+        given = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if device.get("allocated_by") == "slurm":
+            given = (f"Slurm assigned GPU(s) {given} to job {os.environ.get('SLURM_JOB_ID')}: CUDA_VISIBLE_DEVICES="
+                     f"{given!r}" if given else f"Slurm assigned job {os.environ.get('SLURM_JOB_ID')} no GPU")
+        else:
+            given = f"CUDA_VISIBLE_DEVICES={given!r}"
         reason = (f"device policy {'+'.join(wants_gpu)} needs a GPU but TensorFlow sees none "
-                  f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}; is the CPU-only "
-                  f"tensorflow-cpu installed, or the CUDA driver missing?)")
+                  f"({given}; is the CPU-only tensorflow-cpu installed, or the CUDA driver missing?)")
         if options.get("fallback") != "cpu":
             raise TfpipeError(f"{reason}. Set the device option fallback: cpu to train on the CPU "
                               f"instead, or choose --device cpu")
@@ -70,7 +78,7 @@ def apply_device(tf: Any, device: dict[str, Any] | None) -> tuple[Any, dict[str,
         names = ["cpu"] + [n for n, _ in keep]
         plugins = [load_policy("cpu")] + [p for _, p in keep]
         record["effective"], record["fallback"] = names, reason
-    context = {"gpu_ids": device.get("gpu_ids"), "gpus": gpus}
+    context = {"gpu_ids": record["gpu_ids"], "gpus": gpus}
     applied, chosen, chosen_by = {}, None, None
     for name, plugin in zip(names, plugins):
         try:
@@ -94,6 +102,12 @@ def apply_device(tf: Any, device: dict[str, Any] | None) -> tuple[Any, dict[str,
     emit("log", message=f"device policy {'+'.join(names)}: {record['strategy']} with "
                         f"{record['replicas']} replica(s)")
     return chosen, record
+
+
+def cluster_gpu_ids() -> list[str] | None:
+    """The GPU ids a cluster gave this job (CUDA_VISIBLE_DEVICES, set by Slurm); None: none."""
+    given = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return [gpu.strip() for gpu in given.split(",") if gpu.strip() and gpu.strip() != "-1"] or None
 
 
 def model_hparams(name: str, plugin: Any, overrides: dict[str, Any]) -> dict[str, Any]:

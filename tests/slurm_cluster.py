@@ -3,7 +3,8 @@
 Everything lives in one temporary folder (slurm.conf, state, spool, logs); the daemons and
 every Slurm client find it through SLURM_CONF, so nothing under /etc is touched. Needs root
 and Debian's slurm-wlm and munge packages (`apt-get install -y slurm-wlm munge`); `why_not()`
-says what is missing. Also a command line for the benchmark: ``python -m tests.slurm_cluster``.
+says what is missing. The node has two fake GPUs (`fake_gpus`): Slurm hands them out as it would
+real ones. Also a command line for the benchmark: ``python -m tests.slurm_cluster``.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from pathlib import Path
 
 NODE = "tfpipe-node"
 PARTITIONS = ("debug", "cpu")  # debug is the default
+GPUS = (0, 1)  # fake GPUs of the node (gres.conf)
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
 _BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "scancel", "sinfo")
 
@@ -46,22 +49,24 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def _node_line() -> str:
+def _node_line(gpus: bool) -> str:
     """This machine as slurmd sees it (CPUs, cores, memory), under the test node's name."""
     found = subprocess.run(["/usr/sbin/slurmd", "-C"], capture_output=True, text=True, check=True).stdout
     fields = dict(part.split("=", 1) for part in found.split()[1:] if "=" in part and not part.startswith("UpTime"))
     fields["RealMemory"] = str(int(fields.get("RealMemory", "4000")) // 2)
     return " ".join([f"NodeName={NODE} NodeHostname={socket.gethostname()} NodeAddr=127.0.0.1",
-                     *(f"{key}={value}" for key, value in fields.items()), "State=UNKNOWN"])
+                     *(f"{key}={value}" for key, value in fields.items()),
+                     *([f"Gres=gpu:{len(GPUS)}"] if gpus else []), "State=UNKNOWN"])
 
 
-def slurm_conf(root: Path) -> str:
+def slurm_conf(root: Path, gpus: bool = False) -> str:
     controller, node = _free_ports(2)
     partitions = "\n".join(
         f"PartitionName={name} Nodes={NODE} Default={'YES' if name == PARTITIONS[0] else 'NO'} "
         "MaxTime=INFINITE State=UP OverSubscribe=FORCE:4" for name in PARTITIONS)
     return f"""\
 ClusterName=tfpipe-test
+{"GresTypes=gpu" if gpus else ""}
 SlurmctldHost={socket.gethostname()}(127.0.0.1)
 SlurmctldPort={controller}
 SlurmdPort={node}
@@ -88,15 +93,34 @@ MinJobAge=3600
 KillWait=10
 InactiveLimit=0
 SchedulerParameters=sched_interval=1
-{_node_line()}
+{_node_line(gpus)}
 {partitions}
 """
+
+
+def fake_gpus(root: Path) -> bool:
+    """Device files for the node's GPUs (gres.conf): character devices with NVIDIA's major number,
+    as slurmd accepts nothing else. Slurm hands them out and sets CUDA_VISIBLE_DEVICES in the job,
+    but nothing opens them and no GPU is there (TensorFlow in a job finds none). False where
+    device files cannot be made (no CAP_MKNOD): the cluster then has no GPUs."""
+    (root / "dev").mkdir(exist_ok=True)
+    try:
+        for index in GPUS:
+            path = root / "dev" / f"nvidia{index}"
+            if not path.exists():
+                os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(195, index))
+    except OSError:
+        return False
+    (root / "gres.conf").write_text("AutoDetect=off\n" + "".join(f"Name=gpu File={root}/dev/nvidia{index}\n"
+                                                                  for index in GPUS))
+    return True
 
 
 @dataclass
 class Cluster:
     root: Path
     env: dict[str, str] = field(default_factory=dict)
+    gpus: bool = False  # whether the node has its fake GPUs (fake_gpus)
     processes: list[int] = field(default_factory=list)  # pids of the daemons this cluster started
     munged: subprocess.Popen | None = None
 
@@ -189,8 +213,9 @@ def start(root: Path, timeout: float = 60) -> Cluster:
     root = Path(root).resolve()
     for sub in ("state", "spool"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / "slurm.conf").write_text(slurm_conf(root))
-    cluster = Cluster(root, env={**os.environ, "SLURM_CONF": str(root / "slurm.conf")})
+    gpus = fake_gpus(root)
+    (root / "slurm.conf").write_text(slurm_conf(root, gpus))
+    cluster = Cluster(root, env={**os.environ, "SLURM_CONF": str(root / "slurm.conf")}, gpus=gpus)
     cluster.munged = _start_munged(root)
     try:
         subprocess.run(["/usr/sbin/slurmctld", "-i"], env=cluster.env, check=True)  # -i: ignore old state

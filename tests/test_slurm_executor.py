@@ -234,6 +234,119 @@ def test_a_rerun_reattaches_to_the_running_job_instead_of_submitting_another(tmp
     assert [path.name for path in folder.glob("slurm-*.out")] == [f"slurm-{job_id}.out"]
 
 
+# ----- device policies -----------------------------------------------------------------------
+
+def one_job(folder: Path) -> tuple[str, list[str]]:
+    """(job id, sbatch command) recorded in a task folder."""
+    record = json.loads((folder / "slurm-job.json").read_text())
+    return record["job_id"], record["sbatch"]
+
+
+@pytest.mark.slow
+def test_gpu_policy_asks_slurm_for_a_gpu_and_the_job_uses_the_one_slurm_gives(tmp_path, mirror, tiny_data,
+                                                                              cluster, monkeypatch):
+    """--device gpu under Slurm: --gpus=1 on the job, nothing probed or locked on the login node (which
+    has no GPU here and a CUDA_VISIBLE_DEVICES of its own that must not reach the job), and the job's
+    worker sees the GPU Slurm assigned. TensorFlow here is CPU-only: without fallback the worker says
+    so, naming that GPU; with fallback: cpu the same job trains on the CPU and records it."""
+    if not cluster.gpus:
+        pytest.skip("the test cluster has no fake GPUs (device files could not be made: no CAP_MKNOD)")
+    monkeypatch.setenv("TFPIPE_FAKE_GPUS", "")  # no GPU on the login node: locally this run would stop
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    workspace = tmp_path / "workspace"
+    args = ["ImageRun", *tiny_args(tiny_data), "--model", "mlp", "--steps", "20", "--device", "gpu",
+            "--executor", "slurm", "--executor-options", FAST]
+    failed = run_luigi(args, workspace, mirror)
+    assert failed.returncode == 30, failed
+    folder = train_folder(workspace)
+    job_id, sbatch = one_job(folder)
+    assert "--gpus=1" in sbatch and not (workspace / ".gpu-slots").exists()
+    given = re.search(r"Slurm assigned GPU\(s\) (\S+) to job", failed.output).group(1)
+    assert given in ("0", "1")  # the node's fake GPUs, not the login node's 7
+    last = [line for line in failed.output.splitlines() if line.strip()][-1]
+    assert last == (f"tfpipe: error: device policy gpu needs a GPU but TensorFlow sees none (Slurm assigned "
+                    f"GPU(s) {given} to job {job_id}: CUDA_VISIBLE_DEVICES='{given}'; is the CPU-only "
+                    f"tensorflow-cpu installed, or the CUDA driver missing?). Set the device option fallback: "
+                    f"cpu to train on the CPU instead, or choose --device cpu [slurm job {job_id} ended FAILED "
+                    f"(exit code 2); log {folder.resolve()}/slurm-{job_id}.out]")
+
+    done = run_luigi([*args, "--device-options", '{"fallback": "cpu"}'], workspace, mirror)
+    assert done.returncode == 0, done
+    job_id, sbatch = one_job(folder)
+    assert "--gpus=1" in sbatch
+    device = record_of(workspace, "train")["device"]
+    assert device["allocated_by"] == "slurm" and len(device["gpu_ids"]) == 1 and device["effective"] == ["cpu"]
+    given = device["gpu_ids"][0]
+    assert given in ("0", "1")
+    assert f"Slurm assigned GPU(s) {given} to job {job_id}" in device["fallback"]
+    print(f"sbatch: {' '.join(sbatch[2:-1])}; CUDA_VISIBLE_DEVICES in job {job_id}: {given}")
+
+
+@pytest.mark.slow
+def test_multi_worker_runs_one_worker_per_slurm_task(tmp_path, mirror, tiny_data, cluster):
+    """--device multi_worker with two Slurm tasks: srun starts two TensorFlow workers, TF_CONFIG from
+    Slurm's environment; only the chief writes the folder and reports; a local rerun finds it complete."""
+    workspace = tmp_path / "workspace"
+    options = json.dumps({"poll_s": 0.5, "stages": {"train": {"ntasks": 2}}})
+    started = time.time()
+    done = run_luigi(["ImageRun", *tiny_args(tiny_data), "--model", "mlp", "--steps", "20", "--device",
+                      "multi_worker", "--executor", "slurm", "--executor-options", options], workspace, mirror)
+    took = time.time() - started
+    assert done.returncode == 0, done
+    record = record_of(workspace, "train")
+    device = record["device"]
+    assert device["strategy"] == "CollectiveAllReduceStrategy" and device["replicas"] == 2
+    workers = device["applied"]["multi_worker"]["cluster"]["worker"]
+    assert len(workers) == 2 and device["applied"]["multi_worker"]["task"] == {"type": "worker", "index": 0}
+    assert record["final_step"] == 20
+    folder = train_folder(workspace)
+    job_id, sbatch = one_job(folder)
+    assert "--ntasks=2" in sbatch
+    log = (folder / f"slurm-{job_id}.out").read_text()
+    assert log.count('"event": "result"') == 1  # the chief's; the other worker's events stay out
+    assert "worker 1: log: device policy multi_worker: CollectiveAllReduceStrategy with 2 replica(s)" in log
+    print(f"multi_worker: 2 tasks ({', '.join(workers)}), {record['final_step']} steps, {took:.1f}s")
+
+    started = time.time()
+    again = run_luigi(["ImageRun", *tiny_args(tiny_data), "--model", "mlp", "--steps", "20"], workspace, mirror)
+    assert again.returncode == 0, again
+    assert written_since(workspace, started) == set()
+
+
+# ----- two runs under one luigid -------------------------------------------------------------
+
+@pytest.mark.slow
+def test_two_runs_under_one_luigid_submit_each_stage_once(tmp_path, mirror, tiny_data, cluster):
+    from tests.test_server import free_port, launch_luigid, stop
+
+    server = launch_luigid(free_port(), tmp_path / "luigid", tmp_path)
+    workspace = tmp_path / "workspace"
+    # `pipelines run`: plain luigi exits 10 ("already running") when another worker ran some of its tasks
+    # (README "Running on a server"). --no-lock: luigi's pid lock would refuse the same command twice;
+    # luigid must keep them apart.
+    command = [sys.executable, "-m", "pipelines", "run", "ImageRun", *tiny_args(tiny_data),
+               "--model", "mlp", "--steps", "20", "--executor", "slurm", "--executor-options", FAST, "--no-lock",
+               *server.args()]
+    try:
+        runs = [subprocess.Popen(command, cwd=ROOT, env=luigi_env(workspace, mirror), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+        outputs = [run.communicate(timeout=600)[0] for run in runs]
+    finally:
+        stop(server.process)
+    assert [run.returncode for run in runs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    # Every job Slurm ran for this workspace (finished jobs stay known: MinJobAge), by its task folder.
+    shown = cluster.run("scontrol", "show", "job", "-o").splitlines()
+    root = workspace.resolve()
+    folders = [re.search(r"StdOut=(\S+)/slurm-\d+\.out", line).group(1) for line in shown
+               if f"StdOut={root}/" in line]
+    per_folder = {Path(folder).relative_to(root).as_posix(): folders.count(folder) for folder in set(folders)}
+    assert sorted(path.split("/")[0] for path in per_folder) == ["evaluate", "preprocess", "train"], per_folder
+    assert set(per_folder.values()) == {1}, per_folder
+    for folder in per_folder:
+        assert len((workspace / folder / "attempts.jsonl").read_text().splitlines()) == 1, folder
+    print(f"jobs per folder: {per_folder}")
+
+
 # ----- failures -----------------------------------------------------------------------------
 
 BROKEN_MODEL = '''
@@ -350,3 +463,35 @@ def test_executor_options_are_checked_with_file_and_line(tmp_path, text, message
     config.write_text(text)
     line = scheduling_error(tmp_path, ["--executor", "slurm", "--config", str(config)], env_path=os.environ["PATH"])
     assert message.format(cfg=config) in line
+
+
+@pytest.mark.parametrize("config_text, args, message", [
+    ("executors:\n  slurm:\n    stages:\n      train:\n        gpus: 1\n",
+     ["--device", "gpu", "--device-options", '{"count": 2}'],
+     "{cfg}:5: executors.slurm.gpus asks Slurm for 1 GPU(s) but device policy gpu uses 2 (device option count); "
+     "make them agree, or drop executors.slurm.gpus and let the device policy ask"),
+    ("", ["--device", "gpu", "--device-options", '{"ids": [1]}'],
+     "command line --device: device option ids [1] picks GPUs by id, but under the slurm executor the cluster "
+     "chooses the job's GPUs; give the device option count: N instead"),
+    ("", ["--device", "multi_worker"],
+     "command line --device: device policy multi_worker under the slurm executor runs one worker per Slurm task: "
+     "set executors.slurm.stages.train.nodes (one worker per node) or ntasks"),
+    ("executors:\n  slurm:\n    stages:\n      evaluate:\n        nodes: 2\n", [],
+     "{cfg}:5: executors.slurm.stages.evaluate.nodes is 2, but several tasks run the whole stage side by side"),
+])
+def test_device_policies_that_do_not_fit_the_slurm_job_are_refused_with_where(tmp_path, config_text, args, message):
+    config = tmp_path / "mine.yaml"
+    config.write_text(config_text or "{}\n")
+    line = scheduling_error(tmp_path, ["--executor", "slurm", "--config", str(config), *args],
+                            env_path=os.environ["PATH"])
+    assert message.format(cfg=config) in line
+
+
+def test_slurm_tasks_per_node_and_tf_config_of_each_task():
+    from plugins.executors.slurm_workers import cluster, tasks_per_node
+
+    assert tasks_per_node("2(x3),1") == [2, 2, 2, 1]
+    environ = {"SLURM_STEP_TASKS_PER_NODE": "2,1", "SLURM_JOB_ID": "7", "SLURM_PROCID": "2"}
+    workers, index = cluster(environ, ["10.0.0.1", "10.0.0.2"])
+    base = int(workers[0].split(":")[1])
+    assert workers == [f"10.0.0.1:{base}", f"10.0.0.1:{base + 1}", f"10.0.0.2:{base}"] and index == 2

@@ -14,4 +14,6 @@ A device policy is a module with:
 - optional ``gpu_request(options)``: None (needs no GPU), {} (any visible GPU),
   {"ids": [...]} or {"count": n | "all"} (GPUs handed out per running task).
 - optional ``CONFLICTS``: names of policies it cannot be combined with.
+- optional ``MULTI_WORKER = True``: it trains as several processes; under an executor
+  whose cluster starts them (slurm), one per task, TF_CONFIG built there.
 """

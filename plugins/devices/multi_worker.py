@@ -4,6 +4,8 @@ Options: ``workers`` (["host:port", ...], the same list on every worker) and
 ``index`` (this worker's position in it) become TF_CONFIG. Run the same
 pipeline on every host with its own index; worker 0 is the chief. With no
 ``workers``, a TF_CONFIG already in the environment (a cluster manager's) is used.
+Under the slurm executor neither is given: the job runs one worker per Slurm task
+and builds TF_CONFIG from Slurm's environment (plugins/executors/slurm_workers.py).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from plugins.errors import TfpipeError
 KIND = "device_policy"
 DEFAULTS: dict[str, Any] = {"workers": None, "index": None}
 CONFLICTS = ("mirrored",)
+MULTI_WORKER = True  # runs as several processes: an executor with a cluster starts one per task
 
 
 def tf_config(workers: list[str], index: int) -> str:

@@ -11,6 +11,10 @@ The workspace must be on a filesystem the compute nodes share. Per task folder:
 
 A job warned of its end (``--signal``: preemption or time limit) checkpoints and exits with
 tasks.protocol.EXIT_REQUEUE; it is resubmitted and resumes from that checkpoint.
+
+Device policies compose (`allocate_devices`): a training's GPU policy becomes the job's ``--gpus``
+(Slurm sets CUDA_VISIBLE_DEVICES in the job), and ``multi_worker`` runs one TensorFlow worker per
+Slurm task under ``srun`` (plugins/executors/slurm_workers.py).
 """
 from __future__ import annotations
 
@@ -52,6 +56,8 @@ DEFAULTS: dict[str, Any] = {
     "mem": None,  # --mem: megabytes, or text with a unit ("16G")
     "gpus": None,  # --gpus
     "gres": None,  # --gres, for clusters that want it instead of --gpus ("gpu:2", "gpu:a100:1")
+    "nodes": None,  # --nodes: train with device policy multi_worker only (one worker per task)
+    "ntasks": None,  # --ntasks: the same; default: one task per node
     "sbatch_args": [],  # further sbatch flags, passed as given
     "signal_before_s": 120,  # --signal=B:USR1@N: warning before the time limit, to checkpoint
     "poll_s": 2.0,  # seconds between two looks at the job
@@ -68,16 +74,24 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "mem": ((str, int), "megabytes or text with a unit such as '16G'"),
     "gpus": ((int,), "a whole number of GPUs, at least 0"),
     "gres": ((str,), "a Slurm gres such as 'gpu:2'"),
+    "nodes": ((int,), "a whole number of nodes, at least 1"),
+    "ntasks": ((int,), "a whole number of tasks, at least 1"),
     "sbatch_args": ((list,), "a list of sbatch flags such as ['--constraint=a100']"),
     "signal_before_s": ((int,), "whole seconds, at least 1"),
     "poll_s": ((int, float), "seconds greater than 0"),
     "heartbeat_timeout_s": ((int, float), "seconds greater than 0"),
 }
-_MINIMUM = {"cpus": 1, "gpus": 0, "signal_before_s": 1}
+_MINIMUM = {"cpus": 1, "gpus": 0, "signal_before_s": 1, "nodes": 1, "ntasks": 1}
 _POSITIVE = ("poll_s", "heartbeat_timeout_s")
 STAGES = PROCESS_STAGES
 _FLAGS = {"partition": "--partition", "account": "--account", "qos": "--qos", "time": "--time",
-          "cpus": "--cpus-per-task", "mem": "--mem", "gpus": "--gpus", "gres": "--gres"}
+          "cpus": "--cpus-per-task", "mem": "--mem", "gpus": "--gpus", "gres": "--gres", "nodes": "--nodes",
+          "ntasks": "--ntasks"}
+# Set by allocate_devices, not by users: run one worker per task under srun (multi_worker).
+WORKERS = "per_task_workers"
+_SEVERAL_TASKS = ("several tasks run the whole stage side by side; only the train stage under device "
+                  "policy multi_worker runs one worker per task: set nodes or ntasks under "
+                  "executors.slurm.stages.train and use --device multi_worker")
 
 RECORD = "slurm-job.json"
 SCRIPT = "slurm-job.sh"
@@ -110,6 +124,9 @@ def check(options: dict[str, Any], where: Callable[[str | None], str]) -> None:
                 raise TfpipeError(f"{where(f'stages.{stage}.{key}')}: unknown option {key!r} in "
                                   f"executors.slurm.stages.{stage}; options are {', '.join(_TYPES)}")
         _check_values(per_stage, f"stages.{stage}.", where)
+        if stage != "train":
+            _single_task(per_stage, f"stages.{stage}.", where)
+    _single_task(options, "", where)
     if shutil.which("sbatch") is None:
         raise TfpipeError(f"{where(None)}: the slurm executor needs Slurm's sbatch, which is not on PATH; run "
                           "on a Slurm login node (or put Slurm's commands on PATH), or use --executor local")
@@ -132,12 +149,64 @@ def _check_values(options: dict[str, Any], prefix: str, where: Callable[[str | N
             raise TfpipeError(f"{where(prefix + key)}: {label} must be {what}, got {value!r}")
 
 
+def _single_task(options: dict[str, Any], prefix: str, where: Callable[[str | None], str]) -> None:
+    for key in ("nodes", "ntasks"):
+        if (options.get(key) or 1) > 1:
+            raise TfpipeError(f"{where(prefix + key)}: executors.slurm.{prefix}{key} is {options[key]}, but "
+                              + _SEVERAL_TASKS)
+
+
+def _gres_gpus(gres: str) -> int | None:
+    """GPUs in a gres ("gpu:2", "gpu:a100:1", "gpu" is one); None if it names none."""
+    for item in gres.split(","):
+        parts = item.strip().split(":")
+        if parts[0] == "gpu":
+            return int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return None
+
+
+def allocate_devices(options: dict[str, Any], needs: dict[str, Any], where: Callable[[str], str]) -> dict[str, Any]:
+    """The job's options with what a training's device policy needs (tasks.devices.cluster_needs):
+    its GPU count becomes --gpus unless gpus or gres already ask for GPUs (then they must agree;
+    count: all takes theirs), and multi_worker one task per worker. `where(key)`: where an option
+    was set, for errors."""
+    options, policy, wanted = dict(options), needs["policy"], needs["gpus"]
+    asked = [(key, count) for key, count in (("gpus", options.get("gpus")),
+                                             ("gres", options.get("gres") and _gres_gpus(options["gres"])))
+             if count is not None]
+    if wanted == "all" and not asked:
+        raise TfpipeError(f"{where('gpus')}: device policy {policy} asks for all GPUs (count: all), but a Slurm job "
+                          "has only the GPUs it asks for: give the device option count: N, or set executors.slurm.gpus")
+    if wanted in ("any", "all"):
+        if not asked:  # "any": a GPU policy without a count (memory_growth) needs one at least
+            options["gpus"] = 1
+    elif wanted:
+        for key, count in asked:
+            if count != wanted:
+                raise TfpipeError(f"{where(key)}: executors.slurm.{key} asks Slurm for {count} GPU(s) but device "
+                                  f"policy {policy} uses {wanted} (device option count); make them agree, or drop "
+                                  f"executors.slurm.{key} and let the device policy ask")
+        if not asked:
+            options["gpus"] = wanted
+    if needs["workers"]:
+        if not options.get("nodes") and not options.get("ntasks"):
+            raise TfpipeError(f"{where('nodes')}: device policy {policy} under the slurm executor runs one worker per "
+                              "Slurm task: set executors.slurm.stages.train.nodes (one worker per node) or ntasks")
+        options["ntasks"] = options.get("ntasks") or options["nodes"]
+        options[WORKERS] = True
+    else:
+        _single_task(options, "", where)
+    return options
+
+
 # ----- running a stage ---------------------------------------------------------------------
 
 def run(task: Any, command: list[str], folder: Path, env: dict[str, str], options: dict[str, Any]) -> dict[str, Any]:
     """Run `command` as a Slurm job (reattaching to one still alive for this folder), resubmitting it
     after a preemption; return the stage's result with the jobs it took."""
     folder = folder.resolve()
+    if not options.get(WORKERS):
+        _single_task(options, "", lambda key: f"the {task.stage} stage")
     env = {**env, STOP_SIGNALS_ENV: "USR1 TERM"}
     heartbeat = folder / HEARTBEAT
     heartbeat.touch()
@@ -181,7 +250,8 @@ def _alive_recorded_job(folder: Path) -> str | None:
 
 def batch_script(command: list[str], folder: Path, options: dict[str, Any]) -> str:
     watcher = [sys.executable, "-m", "plugins.executors.slurm_job", "--heartbeat", str(folder / HEARTBEAT),
-               "--timeout", str(options["heartbeat_timeout_s"]), "--"]
+               "--timeout", str(options["heartbeat_timeout_s"]), *(["--workers"] if options.get(WORKERS) else []),
+               "--"]
     return ("#!/bin/sh\n# Written by tfpipe (plugins/executors/slurm.py): the stage's process as a Slurm job.\n"
             f"exec {shlex.join(watcher + command)}\n")
 

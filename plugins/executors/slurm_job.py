@@ -1,6 +1,6 @@
 """The batch script's process on the compute node: runs the stage and keeps it from outliving tfpipe.
 
-``python -m plugins.executors.slurm_job --heartbeat FILE --timeout S -- COMMAND...``
+``python -m plugins.executors.slurm_job --heartbeat FILE --timeout S [--workers] -- COMMAND...``
 
 - Forwards the stop signals it gets (Slurm's ``--signal=B:USR1`` warning, SIGTERM) to the stage,
   whose training loop checkpoints and exits with EXIT_REQUEUE; any stage stopped by them exits
@@ -37,8 +37,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="slurm_job")
     parser.add_argument("--heartbeat", type=Path, required=True)
     parser.add_argument("--timeout", type=float, required=True)
+    parser.add_argument("--workers", action="store_true", help="one worker per task, under srun")
     parser.add_argument("command", nargs="+")
     args = parser.parse_args(argv)
+    if args.workers:
+        # --kill-on-bad-exit: a worker that fails ends the others (they would wait for it forever);
+        # block distribution: task ranks run node by node, as slurm_workers numbers the workers.
+        args.command = ["srun", "--kill-on-bad-exit=1", "--distribution=block", "--export=ALL", sys.executable,
+                        "-m", "plugins.executors.slurm_workers", "--", *args.command]
 
     seen = _mtime(args.heartbeat)
     if seen is None or time.time() - seen > args.timeout:
