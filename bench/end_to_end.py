@@ -1,6 +1,7 @@
 """The whole reference job as a user waits for it: tfpipe vs the plain Keras script, in one run.
 
 python bench/end_to_end.py [--data /usr/share/datasets/fashion-mnist] [--models mlp cnn] [--rounds 3]
+                           [--protocol reference|default] [--sides A A0 B]
 
 Each round runs, in an order that rotates from round to round:
   A  `luigi --module pipelines ImageRun` with pipelines/configs/reference.yaml (1000 Adam steps of
@@ -10,6 +11,9 @@ Each round runs, in an order that rotates from round to round:
      tasks/stage_server.py);
   B  bench/plain_keras_image.py: load the IDX files, model.fit with 50 steps per compiled call
      (and XLA for the mlp, faster there on a CPU), evaluate on the test set, save a .keras file.
+With --protocol default, A and A0 take tfpipe's default image settings (12,000 steps, cosine decay
+of the learning rate, validation and a checkpoint every 500 steps) and B trains as many steps with
+the same schedule.
 Rule: wall time of the whole command, from process start to exit, both sides alike. Prints the
 machine, the medians, and the median and min-max of the per-round ratios A/B and A0/B.
 """
@@ -30,16 +34,19 @@ ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "pipelines" / "configs" / "reference.yaml"
 
 
-def tfpipe(data: Path, model: str, steps: int, reuse: bool) -> tuple[float, float]:
-    """(wall seconds, test accuracy) of one ImageRun in a fresh workspace."""
+def tfpipe(data: Path, model: str, steps: int | None, reuse: bool) -> tuple[float, float]:
+    """(wall seconds, test accuracy) of one ImageRun in a fresh workspace (steps None: the default
+    settings, else the reference protocol with that many steps)."""
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "mirror").mkdir()
         (Path(tmp) / "mirror" / "fashion_mnist").symlink_to(data)  # the mirror layout, pointing at the data
         config = Path(tmp) / "reference.yaml"
-        config.write_text(REFERENCE.read_text() + f"executors:\n  local:\n    reuse_process: {str(reuse).lower()}\n")
+        protocol = "" if steps is None else REFERENCE.read_text()
+        config.write_text(protocol + f"executors:\n  local:\n    reuse_process: {str(reuse).lower()}\n")
         env = {**os.environ, "TFPIPE_WORKSPACE": f"{tmp}/ws", "TFPIPE_DATA_MIRROR": f"{tmp}/mirror"}
         command = [sys.executable, "-m", "luigi", "--module", "pipelines", "ImageRun", "--config", str(config),
-                   "--dataset", "fashion_mnist", "--model", model, "--steps", str(steps), "--local-scheduler"]
+                   "--dataset", "fashion_mnist", "--model", model, "--local-scheduler"]
+        command += [] if steps is None else ["--steps", str(steps)]
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
@@ -49,10 +56,10 @@ def tfpipe(data: Path, model: str, steps: int, reuse: bool) -> tuple[float, floa
     return wall, metrics["accuracy"]
 
 
-def plain(data: Path, model: str, steps: int) -> tuple[float, float]:
+def plain(data: Path, model: str, steps: int, schedule: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, str(ROOT / "bench" / "plain_keras_image.py"), "--data", str(data),
-                   "--model", model, "--steps", str(steps), "--save", f"{tmp}/model.keras"]
+                   "--model", model, "--steps", str(steps), "--lr-schedule", schedule, "--save", f"{tmp}/model.keras"]
         if model == "mlp":
             command.append("--jit-compile")
         started = time.perf_counter()
@@ -73,13 +80,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--protocol", choices=["reference", "default"], default="reference")
+    parser.add_argument("--sides", nargs="+", choices=["A", "A0", "B"], default=["A", "A0", "B"])
     args = parser.parse_args()
+    if "B" not in args.sides or len(args.sides) < 2:
+        parser.error("--sides needs B and at least one of A, A0")
+    default = args.protocol == "default"
+    steps = 12000 if default else args.steps
     print(f"# machine: {machine()}")
-    print(f"# {args.steps} Adam steps of batch 50, Fashion-MNIST from {args.data}; wall time of each whole command, "
-          f"{args.rounds} rounds, order rotating")
-    sides = {"A": lambda m: tfpipe(args.data, m, args.steps, True),
-             "A0": lambda m: tfpipe(args.data, m, args.steps, False),
-             "B": lambda m: plain(args.data, m, args.steps)}
+    print(f"# {args.protocol} protocol: {steps} Adam steps of batch 50" + (", cosine decay" if default else "")
+          + f", Fashion-MNIST from {args.data}; wall time of each whole command, {args.rounds} rounds, order rotating")
+    every = {"A": lambda m: tfpipe(args.data, m, None if default else steps, True),
+             "A0": lambda m: tfpipe(args.data, m, None if default else steps, False),
+             "B": lambda m: plain(args.data, m, steps, "cosine" if default else "constant")}
+    sides = {name: every[name] for name in every if name in args.sides}
     print("| model | A tfpipe, s | A0 tfpipe, a process per stage, s | B plain Keras, s | A/B | A0/B | "
           "test accuracy A / B |")
     print("|---|---|---|---|---|---|---|")
@@ -88,16 +102,17 @@ def main() -> None:
         accuracy: dict[str, float] = {}
         for round_ in range(args.rounds):
             names = list(sides)
-            for name in names[round_ % 3:] + names[:round_ % 3]:
+            for name in names[round_ % len(names):] + names[:round_ % len(names)]:
                 wall, accuracy[name] = sides[name](model)
                 walls[name].append(wall)
                 print(f"#   {model} round {round_ + 1} {name}: {wall:.1f} s, load average {os.getloadavg()[0]:.2f}",
                       flush=True)
-        ratio = [a / b for a, b in zip(walls["A"], walls["B"])]
-        before = [a / b for a, b in zip(walls["A0"], walls["B"])]
-        print(f"| {model} | {statistics.median(walls['A']):.1f} | {statistics.median(walls['A0']):.1f} | "
-              f"{statistics.median(walls['B']):.1f} | {spread(ratio)} | {spread(before)} | "
-              f"{accuracy['A']:.4f} / {accuracy['B']:.4f} |", flush=True)
+        medians = {name: f"{statistics.median(walls.get(name) or [0]):.1f}" if name in walls else "-"
+                   for name in ("A", "A0", "B")}
+        ratios = {name: spread([a / b for a, b in zip(walls[name], walls["B"])]) if name in walls else "-"
+                  for name in ("A", "A0")}
+        print(f"| {model} | {medians['A']} | {medians['A0']} | {medians['B']} | {ratios['A']} | {ratios['A0']} | "
+              f"{accuracy.get('A', accuracy.get('A0')):.4f} / {accuracy['B']:.4f} |", flush=True)
     print(f"# load average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                        help="cosine: decay to a tenth of the learning rate by the last step (tfpipe's default)")
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--steps-per-execution", type=int, default=50)
     parser.add_argument("--jit-compile", action="store_true")
@@ -54,7 +56,10 @@ def main() -> None:
                 layers.Conv2D(64, 5, padding="same", activation="relu"), layers.MaxPooling2D(2),
                 layers.Flatten(), layers.Dense(1024, activation="relu")]
     model = keras.Sequential([keras.Input((28, 28, 1)), *body, layers.Dense(10)])
-    model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+    rate = args.learning_rate
+    if args.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=args.steps, alpha=0.1)
+    model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                   steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
     steps_per_epoch = len(x) // args.batch_size
