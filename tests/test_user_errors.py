@@ -157,7 +157,7 @@ def test_the_text_path_refuses_a_batch_larger_than_the_windows_of_a_preprocessed
     corpus = make_corpus(tmp_path / "short.txt", chars=3000)
     args = ["TextRun", "--corpus", str(corpus), "--model", "lstm", "--window", "100", "--local-scheduler"]
     preprocess = PreprocessText(corpus="text_file", corpus_options={"path": str(corpus)}, lowercase=True,
-                                holdout=0.05, workspace=str(tmp_path / "workspace"))
+                                validation_fraction=0.05, holdout=0.05, workspace=str(tmp_path / "workspace"))
     assert luigi.build([preprocess], local_scheduler=True, log_level="WARNING")
     train = preprocess.known_train_chars()
     assert train[1] is True  # exact, from the preprocessed text
