@@ -120,7 +120,7 @@ def test_text_file_reads_a_local_file_in_place(tmp_path):
     text = corpus.read_text()
     vocab = json.loads((preprocess.folder() / "vocab.json").read_text())
     ids = np.concatenate([np.load(preprocess.folder() / f"{split}_ids.npy")
-                          for split in ("train", "heldout")])
+                          for split in ("train", "valid", "heldout")])
     assert ids.dtype == np.uint16 and "".join(vocab[i] for i in ids) == text
     assert json.loads((preprocess.folder() / "meta.json").read_text())["ids_dtype"] == "uint16"
 
