@@ -72,21 +72,22 @@ def prepare_image(fashion: Path, tmp: Path) -> Path:
 
 
 def prepare_text(corpus: Path, folder: Path) -> Path:
-    """The same files PreprocessText writes (lower-cased, last 5% held out)."""
+    """The same files PreprocessText writes (lower-cased, 5% for validation, the last 5% held out)."""
     import numpy as np
 
     from plugins.datasets.text import decode_corpus
-    from tasks.text.prep import build_vocab, encode, normalise, split_holdout
+    from tasks.text.prep import build_vocab, encode, normalise, split_text
 
     folder.mkdir()
     text = normalise(decode_corpus(corpus.read_bytes(), str(corpus)), lowercase=True)
     vocab = build_vocab(text)
-    train, held = split_holdout(encode(text, vocab), 0.05)
+    train, valid, held = split_text(encode(text, vocab), 0.05, 0.05)
     np.save(folder / "train_ids.npy", train)
+    np.save(folder / "valid_ids.npy", valid)
     np.save(folder / "heldout_ids.npy", held)
     (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "meta.json").write_text(json.dumps({"vocab_size": len(vocab),
-                                                  "counts": {"train": len(train), "heldout": len(held)}}))
+    counts = {"train": len(train), "validation": len(valid), "heldout": len(held)}
+    (folder / "meta.json").write_text(json.dumps({"vocab_size": len(vocab), "counts": counts}))
     return folder
 
 

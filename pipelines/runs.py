@@ -80,9 +80,12 @@ def _check_data_settings(root: luigi.Task, config: cfg.Config) -> None:
 
 
 def _check_text_settings(root: luigi.Task, config: cfg.Config) -> None:
-    """window and batch_size against the length of the training text, before anything runs."""
+    """The validation and held-out parts against the text, then window and batch_size against the
+    length of the training text, before anything runs."""
     for task in walk(root):
         if isinstance(task, TrainTextModel):
+            with _blaming(config, "text.validation_fraction", "text.holdout"):
+                task.requires().check_settings()
             with _blaming(config, "text.window", "text.batch_size"):
                 task.check_settings()
             return

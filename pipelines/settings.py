@@ -328,8 +328,12 @@ setting("text", "model", str, "lstm",
              "hyper-parameters go in models.<name>")
 setting("text", "lowercase", bool, True,
         help="lower-case the text first (a smaller vocabulary learns faster)")
+setting("text", "validation_fraction", float, 0.05, minimum=0, maximum=1, open_min=True,
+        open_max=True,
+        help="fraction of the text just before the held-out part, for validation during training "
+             "(the validation curve; tune on it)")
 setting("text", "holdout", float, 0.05, minimum=0, maximum=1, open_min=True, open_max=True,
-        help="fraction at the end of the text held out for evaluation")
+        help="fraction at the end of the text held out for evaluation (the test figure)")
 setting("text", "window", int, 100, minimum=1,
         help="characters per training sequence (a target at every position)")
 setting("text", "steps", int, 3500, minimum=1,
@@ -337,6 +341,8 @@ setting("text", "steps", int, 3500, minimum=1,
 setting("text", "batch_size", int, 64, minimum=1, help="sequences per optimizer step")
 setting("text", "learning_rate", float, 0.004, minimum=0, open_min=True,
         help="learning rate of Adam (gradients clipped to norm 5)")
+setting("text", "lr_schedule", str, "constant", choices=("constant", "cosine"),
+        help="constant, or cosine: decays to a tenth of learning_rate by the last step")
 setting("text", "checkpoint_every", int, 250, minimum=1,
         help="steps between checkpoints and validation passes")
 setting("text", "seed", int, 1, minimum=0, help="seed of the initial weights and the batch order")

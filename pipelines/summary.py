@@ -42,8 +42,9 @@ def text_summary(evaluate: EvaluateTextModel, generate: GenerateText) -> dict[st
     return {
         "path": "text",
         "name": f"{evaluate.model} on {corpus_label(evaluate.corpus, evaluate.corpus_options)}",
+        # bits_per_char, perplexity, accuracy: the held-out part (test); val_bits_per_char: the validation part
         "metrics": {"bits_per_char": metrics["bits_per_char"], "perplexity": metrics["perplexity"],
-                    "accuracy": metrics["accuracy"]},
+                    "accuracy": metrics["accuracy"], "val_bits_per_char": trained.get("val_bits_per_char")},
         "steps": trained["final_step"],
         "train_seconds": trained["train_seconds"],
         "chars_per_s": trained.get("chars_per_s"),

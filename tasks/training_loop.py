@@ -261,6 +261,16 @@ class TrainingLoop:
         return {key: float(np.mean(values)) for key, values in window.items()}
 
 
+def learning_rate_schedule(learning_rate: float, schedule: str, steps: int):
+    """A constant rate, or cosine decay to a tenth of it over the run (a function of the
+    optimizer's step count, which checkpoints restore, so resuming keeps the schedule)."""
+    import keras
+
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.1)
+    return learning_rate
+
+
 def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, batch_spec: Any,
                        units_per_step: int, forward: Callable[[Any], tuple[Any, dict[str, Any]]],
                        metrics: tuple[str, ...], jit_compile: bool = False):

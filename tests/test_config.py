@@ -1,4 +1,6 @@
 """YAML layers: defaults from pipelines/settings.py, the user's file, the command line."""
+import re
+
 import pytest
 
 from pipelines import config as cfg
@@ -104,6 +106,18 @@ def test_wrong_types_and_ranges(tmp_path, line, message):
     path = write(tmp_path, f"image:\n  {line}\n")
     with pytest.raises(cfg.ConfigError, match=rf"{path}:2: " + message.replace(".", r"\.")
                        .replace("(", r"\(").replace(")", r"\)")):
+        cfg.load_file(path)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("validation_fraction: 0", "text.validation_fraction must be between 0 and 1 (exclusive), got 0"),
+    ("validation_fraction: 1.0", "text.validation_fraction must be between 0 and 1 (exclusive), got 1.0"),
+    ("validation_fraction: ten", "text.validation_fraction must be a number between 0 and 1"),
+    ("lr_schedule: linear", "text.lr_schedule must be one of constant, cosine, got 'linear'"),
+])
+def test_text_validation_fraction_and_lr_schedule_are_checked_with_file_and_line(tmp_path, line, message):
+    path = write(tmp_path, f"text:\n  {line}\n")
+    with pytest.raises(cfg.ConfigError, match=rf"{path}:2: " + re.escape(message)):
         cfg.load_file(path)
 
 

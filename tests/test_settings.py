@@ -19,7 +19,7 @@ from pipelines.params import show
 from pipelines.runs import FullRun, ImageRun, TextRun
 from pipelines.scheduled import ScheduledRun
 from tasks.base import PipelineTask
-from tests.conftest import ROOT, run_luigi, write_tiny_full_config
+from tests.conftest import ROOT, make_corpus, run_luigi, write_tiny_full_config
 
 # Run-task parameters that are not settings: which file to read, where results go, and the
 # values a Sweep gives one of its trials (pipelines/sweep, never on the command line).
@@ -66,6 +66,8 @@ def test_defaults_come_only_from_the_declarations():
     assert values["models"]["cnn"] == {"dropout": 0.4}
     assert values["image"]["validation_fraction"] == 0.1
     assert values["image"]["lr_schedule"] == "cosine"
+    assert values["text"]["validation_fraction"] == values["text"]["holdout"] == 0.05
+    assert values["text"]["lr_schedule"] == "constant"
 
 
 def test_tfpipe_defaults_prints_a_valid_config_of_every_setting(tmp_path):
@@ -117,9 +119,9 @@ def test_no_stage_task_has_a_default_for_a_significant_parameter():
                          "lr_schedule", "seed", "checkpoint_every", "deterministic", "device",
                          "device_options"}),
     ("DownloadCorpus", {"corpus", "corpus_options", "mirror"}),
-    ("PreprocessText", {"lowercase", "holdout"}),
+    ("PreprocessText", {"lowercase", "validation_fraction", "holdout"}),
     ("TrainTextModel", {"model", "model_params", "window", "steps", "batch_size", "learning_rate",
-                        "seed", "checkpoint_every", "deterministic", "device", "device_options"}),
+                        "lr_schedule", "seed", "checkpoint_every", "deterministic", "device", "device_options"}),
     ("GenerateText", {"temperatures", "length", "sample_seed", "seed_length"}),
 ])
 def test_stage_tasks_take_the_parameter_names_the_run_tasks_pass(task, expected):
@@ -191,3 +193,20 @@ def _graph(task):
     yield task
     for upstream in luigi.task.flatten(task.requires()):
         yield from _graph(upstream)
+
+
+def test_text_validation_fraction_is_preprocessings_and_lr_schedule_is_trainings(tmp_path):
+    """Changing text.validation_fraction reruns preprocessing and what follows, not the download;
+    text.lr_schedule reruns training, evaluation and generation, not preprocessing."""
+    corpus = make_corpus(tmp_path / "words.txt")
+
+    def folders(**values) -> dict[str, Path]:
+        tasks = TextRun(corpus=str(corpus), workspace=str(tmp_path / "ws"), **values).requires()
+        return {task.stage: task.folder() for task in [*_graph(tasks["generate"]), tasks["evaluate"]]}
+
+    base = folders()
+    assert set(base) == {"download", "preprocess", "train", "evaluate", "generate"}
+    cosine, validation = folders(lr_schedule="cosine"), folders(validation_fraction=0.1)
+    assert {stage for stage in base if cosine[stage] != base[stage]} == {"train", "evaluate", "generate"}
+    assert {stage for stage in base if validation[stage] != base[stage]} == {"preprocess", "train", "evaluate",
+                                                                             "generate"}

@@ -256,6 +256,20 @@ def test_grid_expands_model_specific_keys_only_for_that_model(tmp_path):
     ]
 
 
+def test_a_text_sweep_can_rank_by_the_validation_part_and_sweep_the_new_settings(tmp_path):
+    config = tmp_path / "text.yaml"
+    config.write_text("""sweep:
+  path: text
+  metric: val_bits_per_char
+  parameters:
+    text.lr_schedule: [constant, cosine]
+    text.validation_fraction: [0.05, 0.1]
+""")
+    spec = sweep_spec.load(config)
+    assert spec.metric == "val_bits_per_char" and spec.goal == "min"  # bits: lower is better
+    assert len(spec.trials()) == 4
+
+
 BAD = {
     "unknown key": ("    image.learnin_rate: [0.1]\n", 13, "cannot sweep 'image.learnin_rate'"),
     "wrong type": ("    image.learning_rate: [0.1, fast]\n", 13, "image.learning_rate must be a number"),

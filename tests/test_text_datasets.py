@@ -108,7 +108,7 @@ def test_text_file_reads_a_local_file_in_place(tmp_path):
     corpus = make_corpus(tmp_path / "books" / "mine.txt", chars=600)
     options = {"path": str(corpus)}
     preprocess = PreprocessText(corpus="text_file", corpus_options=options, lowercase=False,
-                                holdout=0.1, workspace=str(tmp_path / "ws"))
+                                validation_fraction=0.05, holdout=0.1, workspace=str(tmp_path / "ws"))
     build(preprocess)
     download = preprocess.requires()
     assert download.folder().name.startswith("mine-")
@@ -120,7 +120,7 @@ def test_text_file_reads_a_local_file_in_place(tmp_path):
     text = corpus.read_text()
     vocab = json.loads((preprocess.folder() / "vocab.json").read_text())
     ids = np.concatenate([np.load(preprocess.folder() / f"{split}_ids.npy")
-                          for split in ("train", "heldout")])
+                          for split in ("train", "valid", "heldout")])
     assert ids.dtype == np.uint16 and "".join(vocab[i] for i in ids) == text
     assert json.loads((preprocess.folder() / "meta.json").read_text())["ids_dtype"] == "uint16"
 
@@ -168,7 +168,7 @@ def test_text_file_downloads_a_url_unpinned_and_records_its_sha256(tmp_path, htt
     corpus = make_corpus(served / "books" / "war and peace.txt", chars=800)
     url = f"{base}/books/war%20and%20peace.txt"
     preprocess = PreprocessText(corpus="text_file", corpus_options={"path": url}, lowercase=True,
-                                holdout=0.1, workspace=str(tmp_path / "ws"))
+                                validation_fraction=0.05, holdout=0.1, workspace=str(tmp_path / "ws"))
     build(preprocess)
     download = preprocess.requires()
     assert download.folder().name.startswith("war_and_peace-")

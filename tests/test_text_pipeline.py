@@ -47,8 +47,14 @@ def test_text_run_trains_evaluates_generates_and_reports(workspace, corpus):
     text = corpus.read_text().lower()
     assert vocab == sorted(set(text))
     meta = json.loads((data / "meta.json").read_text())
-    assert meta["counts"]["heldout"] == round(len(text) * 0.05)
-    assert meta["counts"]["train"] + meta["counts"]["heldout"] == len(text)
+    counts = meta["counts"]
+    assert counts["heldout"] == counts["validation"] == round(len(text) * 0.05)  # the defaults, 5% each
+    assert counts["train"] + counts["validation"] + counts["heldout"] == len(text)
+    assert meta["validation_fraction"] == meta["holdout"] == 0.05
+    # Three contiguous parts in order (training, validation, held-out): together the whole text, once.
+    parts = [np.load(data / name) for name in ("train_ids.npy", "valid_ids.npy", "heldout_ids.npy")]
+    assert [len(part) for part in parts] == [counts["train"], counts["validation"], counts["heldout"]]
+    assert "".join(vocab[i] for i in np.concatenate(parts)) == text
 
     train = manifests(workspace, "train")[0].parent
     record = json.loads((train / "manifest.json").read_text())["record"]
@@ -70,6 +76,8 @@ def test_text_run_trains_evaluates_generates_and_reports(workspace, corpus):
     summary = json.loads((folder / "summary.json").read_text())["runs"][0]
     assert summary["path"] == "text" and summary["name"] == "lstm on tiny"
     assert set(summary) >= {"metrics", "steps", "train_seconds", "artefacts", "seed_text", "samples"}
+    assert summary["metrics"]["val_bits_per_char"] == history["validation"][-1]["bits_per_char"]
+    assert summary["metrics"]["bits_per_char"] == metrics["bits_per_char"]
     assert summary["samples"] == generated["samples"] and Path(summary["artefacts"]["samples"]).is_file()
     report = (folder / "report.html").read_text()
     assert report.count('src="data:image/png;base64,') == 1  # the training curves, embedded
@@ -164,18 +172,48 @@ def checkpoint_weights(out: Path, step: int) -> dict:
             if name.startswith("model_variables/")}
 
 
+def preprocessed(workspace: Path, corpus: Path) -> Path:
+    """`corpus` preprocessed through the real command line (5% validation, the last 5% held out); its folder."""
+    args = ["PreprocessText", "--corpus", "text_file", "--corpus-options", json.dumps({"path": str(corpus)}),
+            "--lowercase", "true", "--validation-fraction", "0.05", "--holdout", "0.05", "--workspace", str(workspace)]
+    assert run_luigi(args, workspace).returncode == 0
+    return manifests(workspace, "preprocess")[0].parent
+
+
+TINY_REQUEST = {"model": "lstm", "model_params": {"units": 16, "embedding_dim": 8}, "window": 20, "batch_size": 8,
+                "learning_rate": 0.004, "seed": 1, "deterministic": True}
+
+
+def test_text_training_validates_on_the_validation_part_not_the_heldout_part(workspace, tmp_path):
+    """history.json's validation figures are the model's score on valid_ids.npy, not on the held-out
+    part that evaluation reports as the test figure."""
+    corpus = make_corpus(tmp_path / "tail.txt")
+    corpus.write_text(corpus.read_text() + "z" * 300)  # a held-out part unlike the rest: it scores apart
+    data = preprocessed(workspace, corpus)
+    out = tmp_path / "train"
+    result = run_text_worker({**TINY_REQUEST, "data_dir": str(data), "steps": 20, "checkpoint_every": 10}, out)
+
+    from tasks.text.rnn import HeldoutScorer, load_char_model
+
+    model = load_char_model(out, json.loads((data / "vocab.json").read_text()), str(out))
+    validation = HeldoutScorer(model, np.load(data / "valid_ids.npy"))()["bits_per_char"]
+    heldout = HeldoutScorer(model, np.load(data / "heldout_ids.npy"))()["bits_per_char"]
+    last = json.loads((out / "history.json").read_text())["validation"][-1]
+    assert last["step"] == 20 and result["val_bits_per_char"] == last["bits_per_char"]
+    assert last["bits_per_char"] == pytest.approx(validation, abs=1e-4)
+    assert abs(heldout - last["bits_per_char"]) > 0.1, (heldout, validation)  # far apart: the match is no accident
+
+
 def test_text_training_resumed_from_a_checkpoint_ends_with_the_weights_of_an_uninterrupted_run(workspace, corpus,
                                                                                               tmp_path):
-    """The text worker's chunks of steps after a resume are the uninterrupted run's; resumed at its
-    last step (killed while saving the model) it trains and records nothing again."""
-    preprocess = ["PreprocessText", "--corpus", "text_file", "--corpus-options", json.dumps({"path": str(corpus)}),
-                  "--lowercase", "true", "--holdout", "0.05", "--workspace", str(workspace)]
-    assert run_luigi(preprocess, workspace).returncode == 0
-    request = {"data_dir": str(manifests(workspace, "preprocess")[0].parent), "model": "lstm",
-               "model_params": {"units": 16, "embedding_dim": 8}, "window": 20, "steps": 120, "batch_size": 8,
-               "learning_rate": 0.004, "checkpoint_every": 40, "seed": 1, "deterministic": True}
+    """The text worker's chunks of steps after a resume are the uninterrupted run's, and so is the
+    cosine learning-rate schedule (a function of the restored step); resumed at its last step
+    (killed while saving the model) it trains and records nothing again."""
+    request = {**TINY_REQUEST, "data_dir": str(preprocessed(workspace, corpus)), "steps": 120, "checkpoint_every": 40,
+               "lr_schedule": "cosine"}
     reference = run_text_worker(request, tmp_path / "reference")
     assert reference["final_step"] == 120 and reference["resumed_from"] == 0
+    assert reference["final_learning_rate"] == pytest.approx(0.0004, rel=1e-5)  # a tenth of 0.004 at the last step
 
     resumed_out = tmp_path / "resumed"
     (resumed_out / "checkpoints").mkdir(parents=True)
@@ -183,6 +221,7 @@ def test_text_training_resumed_from_a_checkpoint_ends_with_the_weights_of_an_uni
         shutil.copy(path, resumed_out / "checkpoints")
     resumed = run_text_worker(request, resumed_out)
     assert resumed["resumed_from"] == 40 and resumed["final_step"] == 120
+    assert resumed["final_learning_rate"] == reference["final_learning_rate"]
     expected = checkpoint_weights(tmp_path / "reference", 120)
     got = checkpoint_weights(resumed_out, 120)
     assert expected.keys() == got.keys() and expected

@@ -18,7 +18,8 @@ from tasks.text.prep import (
     id_dtype,
     normalise,
     seed_passage,
-    split_holdout,
+    split_text,
+    train_size,
 )
 from tasks.text.rnn import heldout_streams
 
@@ -57,14 +58,21 @@ def test_vocab_encode_decode_round_trip():
         encode("z", vocab)
 
 
-def test_split_holds_out_the_last_fraction():
+def test_split_keeps_training_validation_and_heldout_contiguous_in_that_order():
     ids = np.arange(1000, dtype=np.int32)
-    train, held = split_holdout(ids, 0.05)
-    assert len(held) == 50 and held[0] == 950 and train[-1] == 949
-    with pytest.raises(TfpipeError, match="too short"):
-        split_holdout(np.arange(3), 0.05)
-    with pytest.raises(TfpipeError, match="holdout=1.5"):
-        split_holdout(ids, 1.5)
+    train, valid, held = split_text(ids, 0.1, 0.05)
+    assert (len(train), len(valid), len(held)) == (850, 100, 50) == (train_size(1000, 0.1, 0.05), 100, 50)
+    # In order, nothing shared and nothing lost: no training window reaches into the other parts.
+    np.testing.assert_array_equal(np.concatenate([train, valid, held]), ids)
+    assert [len(part) for part in split_text(np.arange(6), 0.05, 0.05)] == [2, 2, 2]  # the smallest that splits
+    with pytest.raises(TfpipeError, match=r"^the corpus has only 5 characters: too short to keep 5% for "
+                                          r"validation and hold out 5% for evaluation"):
+        split_text(np.arange(5), 0.05, 0.05)
+    with pytest.raises(TfpipeError, match=r"text.validation_fraction=0.5 and text.holdout=0.5 leave no text to "
+                                          r"train on; their sum must be below 1"):
+        split_text(ids, 0.5, 0.5)
+    with pytest.raises(TfpipeError, match="text.holdout=1.5 must be between 0 and 1"):
+        split_text(ids, 0.05, 1.5)
 
 
 def test_check_window():

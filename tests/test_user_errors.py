@@ -153,11 +153,34 @@ def test_the_text_path_refuses_a_window_longer_than_the_corpus_before_anything_r
     assert not (tmp_path / "workspace" / "download").exists()  # nothing ran, not even the download
 
 
+def test_the_text_path_refuses_a_corpus_too_short_for_its_three_parts_before_anything_runs(tmp_path):
+    corpus = tmp_path / "five.txt"
+    corpus.write_text("abcde")  # 2 characters of validation and 2 held out leave 1 to train on
+    done = run(tmp_path, "luigi", ["TextRun", "--corpus", str(corpus), "--model", "lstm", "--window", "1",
+                                   "--batch-size", "1", "--validation-fraction", "0.1", "--local-scheduler"])
+    assert_user_error(done, 35, "text.validation_fraction at command line --validation-fraction; "
+                                "text.holdout (default) at pipelines/settings.py:")
+    assert ("the corpus has only 5 characters: too short to keep 10% for validation and hold out 5% for "
+            "evaluation (at least 2 characters each, and 2 to train on); give a longer text") in last_line(done.stdout)
+    assert not (tmp_path / "workspace" / "download").exists()  # nothing ran, not even the download
+
+
+def test_the_text_path_refuses_validation_and_heldout_parts_that_leave_nothing_to_train_on(tmp_path):
+    config = tmp_path / "parts.yaml"
+    config.write_text("text:\n  validation_fraction: 0.6\n  holdout: 0.4\n")
+    corpus = make_corpus(tmp_path / "short.txt", chars=500)
+    done = run(tmp_path, "luigi", ["TextRun", "--config", str(config), "--corpus", str(corpus), "--local-scheduler"])
+    assert_user_error(done, 35, f"text.validation_fraction at {config}:2; text.holdout at {config}:3: "
+                                "text.validation_fraction=0.6 and text.holdout=0.4 leave no text to train on; "
+                                "their sum must be below 1")
+    assert not (tmp_path / "workspace" / "download").exists()
+
+
 def test_the_text_path_refuses_a_batch_larger_than_the_windows_of_a_preprocessed_corpus(tmp_path):
     corpus = make_corpus(tmp_path / "short.txt", chars=3000)
     args = ["TextRun", "--corpus", str(corpus), "--model", "lstm", "--window", "100", "--local-scheduler"]
     preprocess = PreprocessText(corpus="text_file", corpus_options={"path": str(corpus)}, lowercase=True,
-                                holdout=0.05, workspace=str(tmp_path / "workspace"))
+                                validation_fraction=0.05, holdout=0.05, workspace=str(tmp_path / "workspace"))
     assert luigi.build([preprocess], local_scheduler=True, log_level="WARNING")
     train = preprocess.known_train_chars()
     assert train[1] is True  # exact, from the preprocessed text

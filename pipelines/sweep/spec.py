@@ -5,7 +5,7 @@ A sweep file is an ordinary config (image:, models:, ... validated by pipelines.
     sweep:
       path: image                  # or text
       method: grid                 # grid | random (with trials: N and seed: S)
-      metric: test_accuracy        # image: test_accuracy, test_loss, val_accuracy; text: bits_per_char, ...
+      metric: val_accuracy         # image: val_accuracy, test_accuracy, test_loss; text: val_bits_per_char, ...
       goal: max                    # default: max for accuracies, min for losses
       parameters:
         image.learning_rate: [0.0005, 0.001]        # grid: a list; random: a list or a distribution
@@ -31,9 +31,10 @@ from pipelines import plugin_checks, settings
 from pipelines.config import ConfigError, Origin
 
 SECTION = "sweep"
-# metric -> (goal, what produces it), per path (pipelines/summary.py writes them)
+# metric -> goal, per path (pipelines/summary.py writes them). val_*: the validation split, what to tune
+# on; the others (test_*, and on the text path bits_per_char, perplexity, accuracy) are the test set's.
 METRICS = {"image": {"test_accuracy": "max", "test_loss": "min", "val_accuracy": "max"},
-           "text": {"bits_per_char": "min", "perplexity": "min", "accuracy": "max"}}
+           "text": {"bits_per_char": "min", "perplexity": "min", "accuracy": "max", "val_bits_per_char": "min"}}
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "choice")
 _KEYS = ("path", "method", "metric", "goal", "trials", "seed", "parameters")
 

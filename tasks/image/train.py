@@ -89,7 +89,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     from tasks.image import stream
     from tasks.image.shards import verify
     from tasks.tf_runtime import build_model, model_caller, start_tensorflow
-    from tasks.training_loop import TrainingLoop, compile_train_step
+    from tasks.training_loop import TrainingLoop, compile_train_step, learning_rate_schedule
     tf = start_tensorflow(request["seed"], request["deterministic"], request.get("device"))
     import keras
 
@@ -167,16 +167,6 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
                                                                 batch_size),
                       "shuffle_buffer": stream.shuffle_buffer(meta)}
     return result
-
-
-def learning_rate_schedule(learning_rate: float, schedule: str, steps: int):
-    """A constant rate, or cosine decay to a tenth of it over the run (a function of the
-    optimizer's step count, which checkpoints restore, so resuming keeps the schedule)."""
-    import keras
-
-    if schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.1)
-    return learning_rate
 
 
 def export(model, out: Path, example) -> list[str]:

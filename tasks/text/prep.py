@@ -45,20 +45,38 @@ def decode(ids, vocab: list[str]) -> str:
     return "".join(vocab[int(i)] for i in ids)
 
 
-def split_holdout(ids: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(training ids, held-out ids): the last `fraction` of the text is held out."""
-    if not 0 < fraction < 1:
-        raise TfpipeError(f"holdout={fraction} must be between 0 and 1 (e.g. 0.05: the last 5%)")
-    held = holdout_size(len(ids), fraction)
-    if len(ids) - held < 2:
-        raise TfpipeError(f"the corpus has only {len(ids)} characters: too short to hold out "
-                          f"{fraction:.0%} for evaluation; give a longer text")
-    return ids[:-held], ids[-held:]
+def split_text(ids: np.ndarray, validation: float, holdout: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(training, validation, held-out) ids, contiguous and in that order: the last `holdout` of
+    the text is held out for evaluation, the `validation` before it validates during training.
+    Contiguous parts keep every training window inside the training text."""
+    check_fractions(validation, holdout)
+    held, valid = holdout_size(len(ids), holdout), holdout_size(len(ids), validation)
+    train = len(ids) - held - valid
+    if train < 2:
+        raise TfpipeError(f"the corpus has only {len(ids)} characters: too short to keep {validation:.0%} "
+                          f"for validation and hold out {holdout:.0%} for evaluation (at least 2 characters "
+                          "each, and 2 to train on); give a longer text")
+    return ids[:train], ids[train:train + valid], ids[train + valid:]
+
+
+def check_fractions(validation: float, holdout: float) -> None:
+    for name, fraction in (("validation_fraction", validation), ("holdout", holdout)):
+        if not 0 < fraction < 1:
+            raise TfpipeError(f"text.{name}={fraction} must be between 0 and 1 (e.g. 0.05: 5% of the text)")
+    if validation + holdout >= 1:
+        raise TfpipeError(f"text.validation_fraction={validation} and text.holdout={holdout} leave no "
+                          "text to train on; their sum must be below 1")
 
 
 def holdout_size(chars: int, fraction: float) -> int:
-    """Characters held out at the end of a text of `chars` characters."""
+    """Characters a `fraction` of a text of `chars` characters keeps apart (held-out or
+    validation part): at least 2, one next-character target."""
     return max(2, round(chars * fraction))
+
+
+def train_size(chars: int, validation: float, holdout: float) -> int:
+    """Characters left to train on in a text of `chars` characters."""
+    return chars - holdout_size(chars, validation) - holdout_size(chars, holdout)
 
 
 def check_window(train_chars: int, window: int, batch_size: int, at_most: bool = False) -> int:

@@ -19,7 +19,8 @@ from tasks.text.preprocess import PreprocessText
 @requires(PreprocessText)
 class TrainTextModel(TrainingTask):
     """Reads the encoded text; trains a character language model plugin to predict the next
-    character at every position of a window; writes checkpoints, history.json, TensorBoard
+    character at every position of a window, validating on the validation part (never the
+    held-out part evaluation reports on); writes checkpoints, history.json, TensorBoard
     logs, model.keras and vocab.json. Resumes from its newest checkpoint."""
 
     stage = "train"
@@ -29,6 +30,8 @@ class TrainTextModel(TrainingTask):
     steps = luigi.IntParameter(description="optimizer steps (batches)")
     batch_size = luigi.IntParameter(description="windows per batch")
     learning_rate = luigi.FloatParameter(description="Adam learning rate")
+    lr_schedule = luigi.ChoiceParameter(choices=["constant", "cosine"],
+                                        description="cosine: decay to learning_rate/10 by the last step")
     seed = luigi.IntParameter(description="seed of the initial weights and the batch order")
     checkpoint_every = luigi.IntParameter(significant=False, description="steps between checkpoints")
     deterministic = luigi.BoolParameter(default=False, significant=False)
@@ -70,6 +73,7 @@ class TrainTextModel(TrainingTask):
             "steps": self.steps,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
+            "lr_schedule": self.lr_schedule,
             "checkpoint_every": self.checkpoint_every,
             "seed": self.seed,
             "deterministic": self.deterministic,
@@ -91,7 +95,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     from tasks.text.prep import check_window
     from tasks.text.rnn import KIND, HeldoutScorer
     from tasks.tf_runtime import build_model, start_tensorflow
-    from tasks.training_loop import TrainingLoop, compile_train_step
+    from tasks.training_loop import TrainingLoop, compile_train_step, learning_rate_schedule
     tf = start_tensorflow(request["seed"], request["deterministic"], request.get("device"))
     import keras
 
@@ -108,7 +112,9 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     with strategy.scope():  # variables are mirrored when the device policy has several replicas
         model, hparams = build_model(request["model"], {"vocab_size": meta["vocab_size"]},
                                      request["model_params"], KIND)
-        optimizer = keras.optimizers.Adam(learning_rate=request["learning_rate"], clipnorm=CLIP_NORM)
+        rate = learning_rate_schedule(request["learning_rate"], request.get("lr_schedule", "constant"),
+                                      total_steps)
+        optimizer = keras.optimizers.Adam(learning_rate=rate, clipnorm=CLIP_NORM)
         model(tf.zeros((1, window), tf.int32))  # create the variables before restoring into them
         optimizer.build(model.trainable_variables)
     loop = TrainingLoop(out, model, optimizer, f"train {request['model']}", request["checkpoint_every"],
@@ -133,7 +139,9 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     train_step = compile_train_step(strategy, model, optimizer, loop.step, tf.TensorSpec([batch_size], tf.int32),
                                     batch_size * window, forward, metrics=("accuracy",), jit_compile=xla)
 
-    validate = HeldoutScorer(model, np.load(data_dir / "heldout_ids.npy"))
+    # The validation part, not heldout_ids.npy: evaluation reports on that, and nothing tuned
+    # on the validation curve may have seen it.
+    validate = HeldoutScorer(model, np.load(data_dir / "valid_ids.npy"))
     result = loop.run(train_step, batches, total_steps, validate, units_per_step=batch_size * window,
                       unit="chars")
     # Saved under a temporary name and renamed: a killed or disk-full save leaves no partial model.
@@ -144,6 +152,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
     result["jit_compile"] = xla
+    result["final_learning_rate"] = float(optimizer.learning_rate)  # where the schedule ended
     return result
 
 
