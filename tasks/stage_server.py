@@ -101,6 +101,25 @@ def run(task: Any, command: list[str], env: dict[str, str], device: Any) -> dict
     server, relay = _current, Relay(task, module)
     server.stages += 1
     try:
+        code = _relay_stage(server, relay, module, request)
+    except BaseException:
+        # Interrupted mid-stage (Ctrl-C, a garbled event line): the stage may still be running, and
+        # its output must never be read as the next stage's. Stop it now.
+        server.process.kill()
+        server.process.wait()
+        _current = None
+        raise
+    if code != 0:
+        server.close()
+        _current = None
+    result = relay.outcome(code)
+    # Which process ran it, and as its how-manyth stage: the manifest shows the sharing.
+    return {**result, "process": {"pid": server.process.pid, "stage": server.stages}}
+
+
+def _relay_stage(server: _Server, relay: Any, module: str, request: str) -> int:
+    """Send the order, relay the stage's output up to its exit event; return its exit code."""
+    try:
         server.process.stdin.write(json.dumps({"module": module, "request": request}) + "\n")
         server.process.stdin.flush()
     except BrokenPipeError:
@@ -108,16 +127,8 @@ def run(task: Any, command: list[str], env: dict[str, str], device: Any) -> dict
     for line in server.process.stdout:
         relay.line(line)
         if relay.exit_code is not None:
-            break
-    code = relay.exit_code
-    if code is None:  # its output ended without an exit event: the process itself ended
-        code = server.process.wait()
-    if code != 0:
-        server.close()
-        _current = None
-    result = relay.outcome(code)
-    # Which process ran it, and as its how-manyth stage: the manifest shows the sharing.
-    return {**result, "process": {"pid": server.process.pid, "stage": server.stages}}
+            return relay.exit_code
+    return server.process.wait()  # its output ended without an exit event: the process itself ended
 
 
 @atexit.register

@@ -3,6 +3,7 @@ that tasks.stage_server hands each stage (run through tasks.protocol.run_stage, 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import luigi
@@ -25,6 +26,9 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("the probe crashed")
     if action == "exit":
         os._exit(7)
+    if action == "garbled":  # an event line the parent cannot read, then more work
+        print("@@tfpipe {not json", flush=True)
+        time.sleep(30)
     found: dict[str, Any] = {"pid": os.getpid(), "env": os.environ.get("PROBE_MARK")}
     if action == "tensorflow":
         from tasks.tf_runtime import start_tensorflow

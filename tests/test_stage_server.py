@@ -39,6 +39,15 @@ def test_a_failed_stage_never_hands_its_process_to_the_next(tmp_path, failure, r
     assert after["pid"] != before["pid"] and after["process"]["stage"] == 1
 
 
+def test_a_stage_interrupted_while_relayed_is_stopped_and_its_output_never_reaches_the_next(tmp_path):
+    before = stage(tmp_path, "pid")
+    with pytest.raises(json.JSONDecodeError):
+        stage(tmp_path, "garbled")
+    assert not Path(f"/proc/{before['pid']}").exists()  # stopped at once, not left sleeping
+    after = stage(tmp_path, "pid")
+    assert after["pid"] != before["pid"] and after["process"]["stage"] == 1
+
+
 def test_another_environment_gets_its_own_process(tmp_path, monkeypatch):
     plain = stage(tmp_path, "pid")
     monkeypatch.setenv("PROBE_MARK", "marked")  # fixed when the process starts, like CUDA_VISIBLE_DEVICES
