@@ -125,12 +125,12 @@ def check_cluster_devices(name: str, options: dict[str, Any], device: list[str],
 
     from plugins.errors import TfpipeError
     from tasks.devices import cluster_needs
-    from tasks.protocol import executor_of
+    from tasks.protocol import executor_name, executor_of
 
     executor, merged = executor_of(SimpleNamespace(executor=name, executor_options=options, stage="train"))
     if not hasattr(executor, "allocate_devices"):
         return
-    plugin = executor.__name__.rsplit(".", 1)[-1]
+    plugin = executor_name(executor)
     try:
         needs = cluster_needs(device, device_options, plugin)
     except TfpipeError as exc:

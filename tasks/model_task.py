@@ -15,7 +15,7 @@ from plugins import registry
 from plugins.errors import TfpipeError
 from tasks import devices
 from tasks.base import PipelineTask, StageTask, library_versions
-from tasks.protocol import executor_of, run_stage
+from tasks.protocol import executor_name, executor_of, run_stage
 
 
 def plugin_info(name: str) -> registry.PluginInfo:
@@ -76,7 +76,7 @@ class TrainingTask(ModelTask, StageTask):
         """The name of this stage's executor when its cluster hands out GPUs and workers (it has
         ``allocate_devices``: slurm); None when they are this machine's (local)."""
         executor, _ = executor_of(self)
-        return executor.__name__.rsplit(".", 1)[-1] if hasattr(executor, "allocate_devices") else None
+        return executor_name(executor) if hasattr(executor, "allocate_devices") else None
 
     def train_in_worker(self, request: dict[str, Any], folder: Path) -> dict[str, Any]:
         """Hold the GPUs the policy hands out while the worker trains; return its result. Under an

@@ -158,7 +158,7 @@ def run_stage(task: Any, request: dict[str, Any], folder: Path, env: dict[str, s
     if hasattr(executor, "allocate_devices"):
         if needs is not None:
             options = executor.allocate_devices(options, needs,
-                                                 lambda key: f"executors.{_name(executor)}.{key}")
+                                                 lambda key: f"executors.{executor_name(executor)}.{key}")
         if "CUDA_VISIBLE_DEVICES" not in (env or {}):
             # This machine's GPUs mean nothing where the job runs: the cluster sets the job's own.
             child_env.pop("CUDA_VISIBLE_DEVICES", None)
@@ -169,7 +169,8 @@ def run_stage(task: Any, request: dict[str, Any], folder: Path, env: dict[str, s
     return executor.run(task, command, folder, child_env, options)
 
 
-def _name(executor: Any) -> str:
+def executor_name(executor: Any) -> str:
+    """An executor plugin's name (its module's last part: slurm), as executors.<name> options use it."""
     return executor.__name__.rsplit(".", 1)[-1]
 
 
