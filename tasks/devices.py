@@ -106,7 +106,7 @@ def visible_gpus() -> list[str]:
         return [gpu.strip() for gpu in fake.split(",") if gpu.strip()]
     cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
     if cuda is not None:
-        return [gpu.strip() for gpu in cuda.split(",") if gpu.strip() and gpu.strip() != "-1"]
+        return cuda_visible_ids(cuda)
     if shutil.which("nvidia-smi") is None:
         return []
     try:
@@ -115,6 +115,11 @@ def visible_gpus() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def cuda_visible_ids(value: str) -> list[str]:
+    """The GPU ids a CUDA_VISIBLE_DEVICES value names ("-1" and blanks name none)."""
+    return [gpu.strip() for gpu in value.split(",") if gpu.strip() and gpu.strip() != "-1"]
 
 
 def combine_requests(requests: list[dict[str, Any]], visible: list[str]) -> tuple[list[str] | None, int]:

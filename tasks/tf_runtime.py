@@ -7,7 +7,7 @@ from typing import Any
 
 from plugins import registry
 from plugins.errors import TfpipeError
-from tasks.devices import load_policy
+from tasks.devices import cuda_visible_ids, load_policy
 from tasks.protocol import emit
 
 logger = logging.getLogger(__name__)
@@ -106,8 +106,7 @@ def apply_device(tf: Any, device: dict[str, Any] | None) -> tuple[Any, dict[str,
 
 def cluster_gpu_ids() -> list[str] | None:
     """The GPU ids a cluster gave this job (CUDA_VISIBLE_DEVICES, set by Slurm); None: none."""
-    given = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    return [gpu.strip() for gpu in given.split(",") if gpu.strip() and gpu.strip() != "-1"] or None
+    return cuda_visible_ids(os.environ.get("CUDA_VISIBLE_DEVICES", "")) or None
 
 
 def model_hparams(name: str, plugin: Any, overrides: dict[str, Any]) -> dict[str, Any]:
