@@ -133,8 +133,7 @@ def closest_completed(task: PipelineTask) -> dict[str, Any] | None:
     runs = manifest_index.entries(stage_dir, name, task.get_task_family(), pattern.match, read_manifest)
     scorer = manifest_index.Scorer(stage_dir, name, task.components())
     runs.sort(key=lambda run: run.finished, reverse=True)  # the newest first among equals
-    runs.sort(key=scorer.changes)
-    for run in runs:
+    for run in scorer.fewest_changes_first(runs):
         manifest = read_manifest(run.folder)
         if manifest and manifest.get("task") == task.get_task_family():
             return manifest

@@ -34,12 +34,12 @@ def _normal(key: str) -> str:
 
 def apply() -> None:
     """Add each shipped value the user's Luigi configuration does not set."""
-    config = luigi.configuration.get_config()
-    for section in shipped().sections():
+    config, defaults = luigi.configuration.get_config(), shipped()
+    for section in defaults.sections():
         if not config.has_section(section):
             config.add_section(section)
         present = {_normal(key) for key in config.options(section)}
-        for key, value in shipped().items(section, raw=True):
+        for key, value in defaults.items(section, raw=True):
             if _normal(key) not in present:
                 config.set(section, key, value)
     if "lock_pid_dir" not in {_normal(key) for key in config.options("core")}:

@@ -18,12 +18,12 @@ when appending failed) is read from its manifest and added.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 INDEX_DIR = ".index"
 # Component kinds in the order explain lists their changes; other manifest keys come last.
@@ -84,8 +84,7 @@ def differences(old: Grouped, new: Grouped) -> int:
     return sum(differing_items(old.get(group, {}), new.get(group, {})) for group in old.keys() | new.keys())
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # a tuple: thousands are read per explain
     stage_dir: Path
     name: str  # the folder's name
     task: str
@@ -165,11 +164,17 @@ def indexed(stage_dir: Path, run_name: str) -> Iterator[Entry]:
     except OSError:
         return
     for line in text.splitlines():
-        name, task, finished, *groups = line.split("\t") + ["", ""]
-        groups = [group for group in groups if group]
-        if not groups or not all(":" in group for group in groups):
+        fields = line.split("\t")
+        groups = fields[3:]
+        if "" in groups:
+            groups = [group for group in groups if group]
+        try:
+            parsed = dict(group.split(":", 1) for group in groups)  # a group without ":" raises
+        except ValueError:
+            parsed = {}
+        if not parsed:
             continue  # a line cut short by a crash
-        yield Entry(stage_dir, name, task, finished, dict(group.split(":", 1) for group in groups))
+        yield Entry(stage_dir, fields[0], fields[1], fields[2], parsed)
 
 
 def entries(stage_dir: Path, run_name: str, task: str, is_run_folder, read_manifest) -> list[Entry]:
@@ -179,8 +184,7 @@ def entries(stage_dir: Path, run_name: str, task: str, is_run_folder, read_manif
     known = {entry.name: entry for entry in indexed(stage_dir, run_name)}
     prefix = f"{run_name}-"
     try:
-        names = [item.name for item in os.scandir(stage_dir)
-                 if item.name.startswith(prefix) and is_run_folder(item.name)]
+        names = [name for name in os.listdir(stage_dir) if name.startswith(prefix) and is_run_folder(name)]
     except OSError:
         return []
     found = []
@@ -229,11 +233,33 @@ class Scorer:
             total += self._count(group, None)
         return total
 
+    def at_least(self, entry: Entry) -> int:
+        """A lower bound of changes(entry) from the index line alone: each differing group holds
+        at least one differing item; a group the run lacks counts all its items."""
+        total = len(entry.groups.items() - self.wanted_groups.items())  # groups with another digest
+        for group in self.wanted_groups.keys() - entry.groups.keys():
+            total += len(self.wanted[group])
+        return total
+
     def _count(self, group: str, digest: str | None) -> int:
         if (group, digest) not in self._counts:
             wanted = self.wanted.get(group, {})
             items = {} if digest is None else self._items(group, digest)
             # Unknown items (a damaged side file): count the whole group as changed.
-            self._counts[group, digest] = (differing_items(items, wanted) if items is not None
-                                           else max(1, len(wanted)))
+            count = differing_items(items, wanted) if items is not None else len(wanted)
+            # Another digest means another value somewhere: at least one change (at_least relies on it).
+            self._counts[group, digest] = count if digest is None else max(1, count)
         return self._counts[group, digest]
+
+    def fewest_changes_first(self, runs: list[Entry]) -> Iterator[Entry]:
+        """`runs` as a stable sort by changes() orders them, counting only as many as it yields:
+        each waits in a queue under its lower bound and is counted when it reaches the front
+        (the closest run is usually found after a few counts, not after all)."""
+        queue = [(self.at_least(run), position, False) for position, run in enumerate(runs)]
+        heapq.heapify(queue)
+        while queue:
+            count, position, exact = heapq.heappop(queue)
+            if exact:
+                yield runs[position]
+            else:
+                heapq.heappush(queue, (self.changes(runs[position]), position, True))

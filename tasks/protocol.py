@@ -11,7 +11,7 @@ else the child prints passes through as log text. No TensorFlow here.
 """
 from __future__ import annotations
 
-import ctypes
+import functools
 import json
 import logging
 import os
@@ -115,11 +115,17 @@ def run_request(entry: Callable[[dict], dict], request_path: str,
 
 
 # ----- parent side ----------------------------------------------------
-def _die_with_parent() -> None:
+@functools.cache
+def die_with_parent() -> Callable[[], Any] | None:
+    """preexec_fn of a stage's process: the kernel kills it when this process dies. ctypes and libc
+    load here, in the parent, when the first process starts (a rerun with nothing to do loads neither)."""
+    import ctypes
+
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except OSError:
-        pass  # not Linux: the child may outlive a killed parent
+        return None  # not Linux: the child may outlive a killed parent
+    return functools.partial(prctl, _PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -205,7 +211,7 @@ def executor_of(task: Any) -> tuple[Any, dict[str, Any]]:
 def run_local(task: Any, command: list[str], env: dict[str, str]) -> dict[str, Any]:
     """Run `command` as a child of this process (it dies with it) and relay what it says."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True,
-                               env=env, preexec_fn=_die_with_parent)
+                               env=env, preexec_fn=die_with_parent())
     relay = Relay(task, command[2])
     assert process.stdout is not None
     for line in process.stdout:

@@ -60,13 +60,13 @@ def _fresh_state() -> None:
 
 class _Server:
     def __init__(self, key: tuple, env: dict[str, str], label: str):
-        from tasks.protocol import _die_with_parent
+        from tasks.protocol import die_with_parent
 
         self.key, self.stages = key, 0
         # `label` (the workspace) is only there for people reading `ps`.
         self.process = subprocess.Popen([sys.executable, "-m", "tasks.stage_server", label],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True,
-                                        env=env, preexec_fn=_die_with_parent)
+                                        env=env, preexec_fn=die_with_parent())
 
     def alive(self) -> bool:
         return self.process.poll() is None

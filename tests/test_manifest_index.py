@@ -101,3 +101,34 @@ def test_the_index_counts_changes_as_explain_lists_them():
         ("plugin", "plugin"), ("upstream", "x")]
     counted = manifest_index.differences(manifest_index.grouped_digests(old), manifest_index.grouped_digests(new))
     assert counted == len(listed)
+
+
+def test_runs_come_in_the_order_of_a_full_sort_by_changes(stage):
+    # Ties (same count) keep the newest-first order; a run with more differing items comes later even
+    # when fewer of its groups differ.
+    for value, other in [(1, 0), (2, 0), (6, 1), (1, 1), (7, 7), (6, 0)]:
+        stage(value, other).run()
+    task = stage(6, other=2)
+    stage_dir = task.folder().parent
+    runs = manifest_index.entries(stage_dir, "indexed", "IndexedStage", lambda name: True, lambda folder: None)
+    runs.sort(key=lambda run: run.finished, reverse=True)
+    expected = sorted(runs, key=manifest_index.Scorer(stage_dir, "indexed", task.components()).changes)
+    scorer = manifest_index.Scorer(stage_dir, "indexed", task.components())
+    assert list(scorer.fewest_changes_first(runs)) == expected
+    assert all(scorer.at_least(run) <= scorer.changes(run) for run in runs)
+
+
+def test_explain_counts_the_changes_of_only_the_runs_it_needs(stage, monkeypatch):
+    for value in range(12):
+        stage(value, other=value).run()  # other runs: their parameters differ in two items
+    stage(50).run()  # one item off: no other run can be closer
+    index = manifest_index.index_file(stage(50).folder().parent, "indexed")
+    newest = stage(50).folder().name  # and the newest (the others finished within the same second)
+    index.write_text("".join(line if line.startswith(newest) else line.replace("\t20", "\t19", 1)
+                             for line in index.read_text().splitlines(keepends=True)))
+    counted = []
+    real = manifest_index.Scorer._items
+    monkeypatch.setattr(manifest_index.Scorer, "_items",
+                        lambda self, group, digest: counted.append(group) or real(self, group, digest))
+    assert closest_completed(stage(51))["fingerprint"] == stage(50).fingerprint()
+    assert counted == ["params"]  # a full sort would read the parameters of all 13 runs

@@ -1,8 +1,12 @@
-"""Luigi's command-line parser is built once per task registry (pipelines/parser_cache.py)."""
+"""Luigi's command-line parser is built once per task registry (pipelines/parser_cache.py), and each
+task class lists its parameters once (tasks/base.py)."""
 import json
 import subprocess
 import sys
 
+import luigi
+
+from tasks.base import PipelineTask
 from tests.conftest import ROOT
 
 # Runs in a fresh process: the cache patches Luigi's class for the whole process.
@@ -38,3 +42,19 @@ def test_the_parser_is_built_once_per_root_task_and_rebuilt_for_a_new_task_class
     assert result["builds"] == [None, "ImageRun", None, "LateTask"]
     assert result["learning_rate"] == 0.5
     assert result["late_speed"] == 7
+
+
+def test_a_task_class_lists_its_parameters_once_as_luigi_would(monkeypatch):
+    luigi_listing = luigi.Task.get_params.__func__
+    listed = []
+    monkeypatch.setattr(luigi.Task, "get_params", classmethod(lambda cls: listed.append(cls) or luigi_listing(cls)))
+
+    class ListedOnce(PipelineTask):
+        speed = luigi.IntParameter(default=1)
+        angle = luigi.FloatParameter(default=0.5)
+
+    first = ListedOnce.get_params()
+    first.append(("changed", None))  # a caller's list is its own
+    assert ListedOnce.get_params() == ListedOnce.get_params() == luigi_listing(ListedOnce)
+    assert [name for name, _ in ListedOnce.get_params()] == ["workspace", "speed", "angle"]
+    assert listed == [ListedOnce]  # Luigi's dir() walk ran once for the three calls
