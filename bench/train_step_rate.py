@@ -3,6 +3,7 @@
     python bench/train_step_rate.py                                   # mlp, cnn, lstm; 5 rounds each
     python bench/train_step_rate.py --models mlp --rounds 3           # a quicker look
     python bench/train_step_rate.py --baseline /path/to/old/checkout  # also race the code before a change
+    python bench/train_step_rate.py --models lstm --settings 1:0 50:0 # screen only these plain settings
 
 Models: mlp and cnn on Fashion-MNIST (batch 50, Adam 1e-3, constant rate, 54,000 training
 samples), lstm on Nietzsche (LSTM 256, window 100, batch 64, Adam 4e-3 clipped to norm 5).
@@ -224,12 +225,12 @@ def machine() -> str:
 
 
 def compare(model: str, ours_data: Path, plain_data: Path, steps: int, rounds: int, tmp: Path,
-            baseline: Path | None) -> dict:
+            baseline: Path | None, settings: list[tuple[int, bool]] | None = None) -> dict:
     """Each side reads its own copy of the data: A tfpipe's preprocessed folder, B the raw files."""
     print(f"\n## {model}: {steps} steps per run, steady state = the steps after the first "
           f"{WARMUP_STEPS} (rule in the docstring)", flush=True)
     tried = {}
-    for spe, jit in CANDIDATES:
+    for spe, jit in settings or CANDIDATES:
         tried[(spe, jit)] = rate = run_plain(model, plain_data, steps, spe, jit)
         if rate is not None:
             print(f"  plain model.fit steps_per_execution={spe:<2} jit_compile={str(jit):<5}: {rate[0]:8.1f} steps/s "
@@ -237,6 +238,8 @@ def compare(model: str, ours_data: Path, plain_data: Path, steps: int, rounds: i
     best = max(rate[0] for rate in tried.values() if rate)
     # On a shared machine one run can mislead: every setting within KEEP of the fastest races on.
     kept = [key for key, rate in tried.items() if rate and rate[0] >= KEEP * best]
+    if settings:
+        print("  (screen limited by --settings to the settings named; an earlier screen on this machine chose them)")
     print(f"  plain settings kept: {', '.join(f'steps_per_execution={spe} jit_compile={jit}' for spe, jit in kept)}; "
           "each round's B is the fastest of them", flush=True)
     ours, plain, winners, before = [], [], [], []
@@ -284,6 +287,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="steps per run (default: mlp 3000, cnn 500, lstm 400)")
     parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                         help="another tfpipe checkout (e.g. the code before a change) whose worker races too")
+    parser.add_argument("--settings", nargs="+", metavar="SPE:JIT",
+                        help="screen only these plain settings, e.g. 1:0 50:0 (steps_per_execution:jit_compile), "
+                             "to skip settings an earlier screen on this machine found far slower")
     parser.add_argument("--fashion", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "data" / "nietzsche.txt")
     parser.add_argument("--plain", choices=["mlp", "cnn", "lstm"], help=argparse.SUPPRESS)  # child process
@@ -295,6 +301,7 @@ def main() -> None:
         print(json.dumps(plain_fit(args.plain, args.data, args.steps, args.spe, bool(args.jit))))
         return
 
+    settings = [(int(spe), bool(int(jit))) for spe, jit in (item.split(":") for item in args.settings or [])]
     print(f"# Training step rate, tfpipe (A) vs the strongest plain model.fit (B)\n# {machine()}", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as name:
@@ -304,7 +311,8 @@ def main() -> None:
         for model in args.models:
             steps = args.steps or STEPS[model]
             ours_data, plain_data = (text, text) if model == "lstm" else (shards, args.fashion)
-            results.append(compare(model, ours_data, plain_data, steps, args.rounds, tmp, args.baseline))
+            results.append(compare(model, ours_data, plain_data, steps, args.rounds, tmp, args.baseline,
+                                   settings))
     print(f"\n# medians of {args.rounds} alternating rounds; ratio = A / B per round (per CPU-second: the same "
           "steps over this process's CPU time)\n| model | tfpipe steps/s | plain steps/s (setting) | ratio median | "
           "ratio min-max | per CPU-second: median, min-max |\n|---|---|---|---|---|---|")
