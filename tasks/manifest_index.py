@@ -236,10 +236,9 @@ class Scorer:
     def at_least(self, entry: Entry) -> int:
         """A lower bound of changes(entry) from the index line alone: each differing group holds
         at least one differing item; a group the run lacks counts all its items."""
-        total = len(entry.groups.items() - self.wanted_groups.items())  # groups with another digest
-        for group in self.wanted_groups.keys() - entry.groups.keys():
-            total += len(self.wanted[group])
-        return total
+        differing = len(entry.groups.items() - self.wanted_groups.items())  # groups with another digest
+        # A missing group costs what changes() counts for it; that count reads no side file.
+        return differing + sum(self._count(group, None) for group in self.wanted_groups.keys() - entry.groups.keys())
 
     def _count(self, group: str, digest: str | None) -> int:
         if (group, digest) not in self._counts:
