@@ -131,21 +131,42 @@ def build_model(name: str, spec: dict[str, Any], overrides: dict[str, Any], expe
     return model, hparams
 
 
-def use_xla(choice: str, model_name: str, strategy: Any) -> bool:
-    """Whether to XLA-compile the training step: `choice` is always, never or auto (the model
-    plugin's JIT_COMPILE, default no: XLA helps some models and slows others). XLA compiles
-    for one device, so a strategy with several replicas or workers trains without it (a log
-    line says so when it was asked for)."""
+def use_xla(choice: str, model_name: str, strategy: Any, model: Any, deterministic: bool) -> bool:
+    """Whether to XLA-compile the training step (see xla_wanted). XLA compiles for one device,
+    so a strategy with several replicas or workers trains without it (a log line says so
+    when it was asked for)."""
     import tensorflow as tf
 
-    wanted = choice == "always" or (choice == "auto" and bool(getattr(registry.MODELS.load(model_name),
-                                                                      "JIT_COMPILE", False)))
+    wanted = xla_wanted(choice, getattr(registry.MODELS.load(model_name), "JIT_COMPILE", None),
+                        on_gpu=bool(tf.config.list_logical_devices("GPU")),
+                        layers_support_xla=layers_support_xla(model), deterministic=deterministic)
     one_device = strategy is tf.distribute.get_strategy() or isinstance(strategy, tf.distribute.OneDeviceStrategy)
     if wanted and not one_device:
         emit("log", message=f"jit_compile: {type(strategy).__name__} runs several replicas; training "
                             "without XLA")
         return False
     return wanted
+
+
+def layers_support_xla(model: Any) -> bool:
+    """Keras's own test (keras.src.trainers.trainer.model_supports_jit): every layer's
+    supports_jit. A bare tf.Module says nothing about its ops, so it counts as no."""
+    layers = getattr(model, "_flatten_layers", None)
+    return layers is not None and all(getattr(layer, "supports_jit", True) for layer in layers())
+
+
+def xla_wanted(choice: str, plugin_flag: bool | None, on_gpu: bool, layers_support_xla: bool,
+               deterministic: bool) -> bool:
+    """`choice` always / never decides. With auto, the model plugin's JIT_COMPILE decides where it
+    sets one (mlp: True, faster on a CPU too). Otherwise auto does what Keras's
+    `jit_compile="auto"` does: XLA on a GPU, for a Keras model whose layers all support it (a
+    cuDNN LSTM or GRU does not), unless ops are deterministic; never on a CPU, where XLA slows
+    most models. On an H200 XLA ran the cnn's step 6x faster (bench/gpu_check.py)."""
+    if choice != "auto":
+        return choice == "always"
+    if plugin_flag is not None:
+        return bool(plugin_flag)
+    return on_gpu and layers_support_xla and not deterministic
 
 
 def cpu_threads() -> int:

@@ -128,7 +128,8 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
         loss, correct = sums(call(x, True), y)
         return loss, {"accuracy": correct}
 
-    xla = tf_runtime.use_xla(request.get("jit_compile", "auto"), request["model"], strategy)
+    xla = tf_runtime.use_xla(request.get("jit_compile", "auto"), request["model"], strategy, model,
+                             request["deterministic"])
     train_step = compile_train_step(strategy, model, optimizer, loop.step,
                                     tf.TensorSpec([batch_size, record_size], tf.uint8), batch_size,
                                     forward, metrics=("accuracy",), jit_compile=xla)

@@ -135,7 +135,8 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
         return loss, {"accuracy": correct}
 
-    xla = tf_runtime.use_xla(request.get("jit_compile", "auto"), request["model"], strategy)
+    xla = tf_runtime.use_xla(request.get("jit_compile", "auto"), request["model"], strategy, model,
+                             request["deterministic"])
     train_step = compile_train_step(strategy, model, optimizer, loop.step, tf.TensorSpec([batch_size], tf.int32),
                                     batch_size * window, forward, metrics=("accuracy",), jit_compile=xla)
 
