@@ -67,7 +67,7 @@ def test_defaults_come_only_from_the_declarations():
     assert values["image"]["validation_fraction"] == 0.1
     assert values["image"]["lr_schedule"] == "cosine"
     assert values["text"]["validation_fraction"] == values["text"]["holdout"] == 0.05
-    assert values["text"]["lr_schedule"] == "constant"
+    assert values["text"]["lr_schedule"] == "cosine"
 
 
 def test_tfpipe_defaults_prints_a_valid_config_of_every_setting(tmp_path):
@@ -206,7 +206,7 @@ def test_text_validation_fraction_is_preprocessings_and_lr_schedule_is_trainings
 
     base = folders()
     assert set(base) == {"download", "preprocess", "train", "evaluate", "generate"}
-    cosine, validation = folders(lr_schedule="cosine"), folders(validation_fraction=0.1)
-    assert {stage for stage in base if cosine[stage] != base[stage]} == {"train", "evaluate", "generate"}
+    constant, validation = folders(lr_schedule="constant"), folders(validation_fraction=0.1)
+    assert {stage for stage in base if constant[stage] != base[stage]} == {"train", "evaluate", "generate"}
     assert {stage for stage in base if validation[stage] != base[stage]} == {"preprocess", "train", "evaluate",
                                                                              "generate"}
