@@ -6,7 +6,7 @@
     python bench/train_step_rate.py --models lstm --settings 1:0 50:0 # screen only these plain settings
 
 Models: mlp and cnn on Fashion-MNIST (batch 50, Adam 1e-3, constant rate, 54,000 training
-samples), lstm on Nietzsche (LSTM 256, window 100, batch 64, Adam 4e-3 clipped to norm 5).
+samples), lstm on Nietzsche (LSTM 256, window 50, batch 128, Adam 4e-3 clipped to norm 5).
 Both sides build the model with the same plugin and compute loss and accuracy every step.
 
 A runs the training worker itself (`python -m tasks.image.train` / `tasks.text.train`, the
@@ -48,7 +48,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from tasks.training_loop import WARMUP_STEPS  # noqa: E402 - both sides count by the loop's constant
 
 IMAGE = {"batch_size": 50, "learning_rate": 1e-3, "checkpoint_every": 500}
-TEXT = {"window": 100, "batch_size": 64, "learning_rate": 4e-3, "checkpoint_every": 250, "clipnorm": 5.0}
+# The text defaults (pipelines/settings.py).
+TEXT = {"window": 50, "batch_size": 128, "learning_rate": 4e-3, "checkpoint_every": 250, "clipnorm": 5.0}
 STEPS = {"mlp": 3000, "cnn": 500, "lstm": 400}
 CANDIDATES = [(spe, jit) for spe in (1, 50) for jit in (False, True)]
 KEEP = 0.8
