@@ -188,7 +188,7 @@ def main() -> int:
           f"rows alternating in each round; samples/s is the median over rounds\n")
     print(f"{'row':<36} {'samples/s':>10} {'min-max':>17} {'reserved MB':>12} {'in use MB':>10} "
           f"{'peak MB':>10}  strategy")
-    results: dict[str, list[dict]] = {label: [] for label, *_ in cases}
+    results: dict[str, dict[int, dict]] = {label: {} for label, *_ in cases}  # label -> round -> result
     with tempfile.TemporaryDirectory() as scratch:
         for round_number in range(args.rounds):
             order = cases if round_number % 2 == 0 else cases[::-1]
@@ -197,9 +197,9 @@ def main() -> int:
                 if isinstance(result, str):
                     print(f"{label:<36} failed: {result}", flush=True)
                 else:
-                    results[label].append(result)
+                    results[label][round_number] = result
     for label, *_ in cases:
-        runs = results[label]
+        runs = list(results[label].values())
         if not runs:
             continue
         rates = sorted(run["samples_per_s"] for run in runs)
@@ -212,8 +212,10 @@ def main() -> int:
               f"{last['strategy']} on {last['gpus']} GPU(s), XLA {'on' if last['xla'] else 'off'}")
     plain = results[cases[0][0]]
     for label, *_ in cases[1:]:
-        if plain and results[label]:
-            ratios = sorted(a["samples_per_s"] / b["samples_per_s"] for a, b in zip(results[label], plain))
+        # Pairs of the same round only: a failed run leaves its round out.
+        ratios = sorted(run["samples_per_s"] / plain[number]["samples_per_s"]
+                        for number, run in results[label].items() if number in plain)
+        if ratios:
             print(f"{label} / plain Keras fit: median {statistics.median(ratios):.2f}x "
                   f"(per round {ratios[0]:.2f}-{ratios[-1]:.2f})")
     print("\n(reserved: what nvidia-smi says the training process holds, TensorFlow's whole pool; in use/"
