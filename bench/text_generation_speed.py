@@ -23,7 +23,10 @@ screens them again on your machine):
     the faster;
   - the step calling Keras's own `LSTMCell` / written out by hand;
   - the input projection per step (embedding row @ kernel) / folded into a (vocab, 4 units)
-    table computed once per call, so a step only looks its row up (saves a 64x1024 matmul);
+    table, so a step only looks its row up (saves a 64x1024 matmul), computed in every call /
+    once, outside the functions, and captured as a constant (priming then looks the seed's rows
+    up too: a 99x64x1024 matmul less per call, and a quarter of a one-stream sampling call's
+    fixed cost less);
   - priming: the seed's input projections as one matmul, then the recurrence / step by step
     like sampling / `keras.layers.RNN(cell, return_state=True)` over the whole seed (the one
     sequence call; on CPU Keras runs it as its own while loop, there is no fused kernel);
@@ -32,19 +35,21 @@ screens them again on your machine):
     the softmax) at one tf.random.stateless_uniform per stream.
 Past jit_compile, the variants differ by less than the noise of a shared machine (the same
 variant measured twice can differ by 1.5x); B keeps the ones that do the least work per step:
-the written-out step, the table, the one-matmul priming and the inverse-CDF draw.
+the written-out step, the table computed once, the one-matmul (table) priming and the
+inverse-CDF draw.
 
 A, tfpipe: tasks.text.rnn.Sampler with its default, XLA (the generate stage uses it from 6,000
 characters per stream, where compiling pays for itself). Under XLA, A and B compile to the
 same loops (same fusions, same dots); A makes its uniforms from integer random bits, so that
-XLA and plain TensorFlow draw the same text. Both sides get the seed and the temperatures as
+XLA and plain TensorFlow draw the same text. A computes its table at its first call, B
+before its first call. Both sides get the seed and the temperatures as
 tensors made once; A also converts `length` and the seed per call, as its API does.
 
 Counting rule, both sides: priming chars/s = (seed length - 1) / seconds of one priming call
 (the last seed character is the first input of sampling); sampling chars/s = streams x length /
 seconds of one sampling call, including its conversion to numpy. Each function is called once
 with the exact shapes before any timing, so tracing and XLA compilation are excluded (their
-one-off cost is printed apart). A measurement repeats a call until 0.3 s have passed and divides.
+one-off cost is printed apart). A measurement repeats a call until --seconds (1 s) have passed and divides.
 Each round measures A, B XLA, B no XLA, then the same backwards, and averages each side's two;
 per round, A is divided by the faster B, by the clock and per CPU-second of this process. The
 machine may be shared: compare ratios, not absolute rates, across runs.
@@ -64,7 +69,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from machine import machine  # noqa: E402  bench/machine.py: the script's own folder is on sys.path
 
 
-def plain_loop(model, jit: bool = True, step: str = "written", table: bool = True, priming: str = "matmul",
+def plain_loop(model, jit: bool = True, step: str = "written", table: str = "once", priming: str = "matmul",
                draw: str = "inverse_cdf"):
     """B: (prime(seed_ids) -> (h, c, last id), sample(h, c, last, temperatures, length, seed) -> ids)."""
     import keras
@@ -86,9 +91,15 @@ def plain_loop(model, jit: bool = True, step: str = "written", table: bool = Tru
     def inputs(ids, folded):
         if step == "keras":
             return tf.gather(E, ids)
-        return tf.gather(folded, ids) if table else tf.matmul(tf.gather(E, ids), K) + b
+        return tf.gather(folded, ids) if table != "none" else tf.matmul(tf.gather(E, ids), K) + b
+
+    def folded_table():
+        if step == "keras" or table == "none":
+            return None
+        return folded_once if table == "once" else tf.matmul(E, K) + b
 
     rnn = keras.layers.RNN(cell, return_state=True)  # shares the cell's weights
+    folded_once = tf.matmul(E, K) + b  # eager: a constant of the functions below
 
     @tf.function(jit_compile=jit)
     def prime(seed_ids):
@@ -98,11 +109,12 @@ def plain_loop(model, jit: bool = True, step: str = "written", table: bool = Tru
             return h, c, seed_ids[-1]
         h, c = tf.zeros((1, units)), tf.zeros((1, units))
         if priming == "matmul" and step != "keras":
-            xz = tf.matmul(tf.gather(E, context), K) + b  # the whole seed at once
+            # The whole seed at once: its rows of the table, or one matmul.
+            xz = tf.gather(folded_once, context) if table == "once" else tf.matmul(tf.gather(E, context), K) + b
             for t in tf.range(tf.shape(context)[0]):
                 h, c = lstm_step(xz[t][None], h, c)
         else:
-            folded = tf.matmul(E, K) + b if table and step != "keras" else None
+            folded = folded_table()
             for t in tf.range(tf.shape(context)[0]):
                 h, c = lstm_step(inputs(context[t][None], folded), h, c)
         return h, c, seed_ids[-1]
@@ -111,7 +123,7 @@ def plain_loop(model, jit: bool = True, step: str = "written", table: bool = Tru
     def sample(h, c, last, temperatures, length, seed):
         n = tf.shape(temperatures)[0]
         h, c = tf.repeat(h, n, axis=0), tf.repeat(c, n, axis=0)
-        folded = tf.matmul(E, K) + b if table and step != "keras" else None
+        folded = folded_table()
         ids = tf.fill([n], last)
         out = tf.TensorArray(tf.int32, size=length)
         for i in tf.range(length):
@@ -163,7 +175,7 @@ def side_b(model, seed, temperatures, length, name="B", **variant):
     return Side(name, lambda: prime(seed_t), lambda primed: sample(*primed, temps, length_t, sample_seed).numpy())
 
 
-def rate(call, chars: int, at_least: float = 0.3) -> tuple[float, float]:
+def rate(call, chars: int, at_least: float) -> tuple[float, float]:
     """(chars per wall-clock second, chars per CPU-second of this process), over repeated calls."""
     calls, started, cpu = 0, time.perf_counter(), time.process_time()
     while True:
@@ -174,9 +186,12 @@ def rate(call, chars: int, at_least: float = 0.3) -> tuple[float, float]:
             return chars * calls / elapsed, chars * calls / max(time.process_time() - cpu, 1e-9)
 
 
+SECONDS = 1.0  # per measurement; --seconds sets it
+
+
 def measure(side: Side, seed_chars: int, sampled_chars: int) -> dict[str, tuple[float, float]]:
-    return {"priming": rate(side.prime, seed_chars),
-            "sampling": rate(lambda: side.sample(side.primed), sampled_chars)}
+    return {"priming": rate(side.prime, seed_chars, SECONDS),
+            "sampling": rate(lambda: side.sample(side.primed), sampled_chars, SECONDS)}
 
 
 def spread(values: list[float]) -> str:
@@ -186,9 +201,9 @@ def spread(values: list[float]) -> str:
 def screen(model, seed, length: int, streams: list[int]) -> None:
     """Every variant of B per stream count, best of 3 measurements, fastest sampling first."""
     variants = [dict(jit=jit, step=step, table=table, priming=priming)
-                for jit in (True, False) for step in ("written", "keras") for table in (True, False)
+                for jit in (True, False) for step in ("written", "keras") for table in ("once", "per_call", "none")
                 for priming in ("matmul", "steps", "layer")
-                if not (step == "keras" and (table or priming == "matmul"))]
+                if not (step == "keras" and (table != "none" or priming == "matmul"))]
     variants = [dict(variant, draw="categorical") for variant in variants]
     variants += [dict(jit=jit, draw=draw) for jit in (True, False) for draw in ("gumbel", "inverse_cdf")]
     for n in streams:
@@ -264,6 +279,7 @@ def child(label: str, length: int) -> None:
 
 
 def main() -> None:
+    global SECONDS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 64])
@@ -271,6 +287,7 @@ def main() -> None:
     parser.add_argument("--seed-length", type=int, default=100)
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--vocab", type=int, default=57)
+    parser.add_argument("--seconds", type=float, default=SECONDS, help="repeat each timed call this long")
     parser.add_argument("--variants", action="store_true", help="screen every variant of B first")
     parser.add_argument("--one-shot", action="store_true", help="also time one call in a fresh process")
     parser.add_argument("--one-shot-lengths", type=int, nargs="+", default=[400, 3000, 10000])
@@ -278,6 +295,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         return child(args.child[0], int(args.child[1]))
+    SECONDS = args.seconds
 
     import keras
     import numpy as np
@@ -292,7 +310,8 @@ def main() -> None:
     print(f"model: lstm plugin, {args.units} units, vocabulary {args.vocab}; seed passage {args.seed_length} chars")
     print("rule: priming chars/s = (seed length - 1) / s per priming call; sampling chars/s = streams x length / s "
           "per sampling call (result as numpy); both sides get one warm-up call with the same shapes first, so "
-          "tracing and XLA compilation are excluded; each call is repeated for 0.3 s; a round measures A, B XLA, "
+          "tracing and XLA compilation are excluded; each call is repeated for "
+          f"{SECONDS:g} s; a round measures A, B XLA, "
           "B no XLA and back; medians over rounds; the ratio A/B per round, B being that round's faster B "
           "(wall-clock, and per CPU-second of this process)")
     tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1))  # XLA's one-off start, paid by neither side

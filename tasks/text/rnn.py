@@ -210,17 +210,22 @@ class Stepper:
                 x = item(x, training=False)
         return x, new_states
 
-    def prime(self, ids: Any) -> list[list[Any]]:
+    def prime(self, ids: Any, table: Any = None) -> list[list[Any]]:
         """The states (batch 1) after reading ids (time,), layer by layer: each layer's input
-        projection is one matmul over the whole passage, and layers after the last recurrent
-        one do not run at all."""
+        projection is one matmul over the whole passage (for the first recurrent layer, rows of
+        `table` when given), and layers after the last recurrent one do not run at all."""
+        import tensorflow as tf
+
         x, states = ids[:, None], []  # (time, 1): time-major, a batch of one
         last = self.layers.index(self.recurrences[-1])
-        for item in self.layers[: last + 1]:
+        if table is not None:
+            x = tf.gather(table, x)  # what the layers before the first recurrent one and its projection give
+        for item in self.layers[self.first if table is not None else 0: last + 1]:
             if not isinstance(item, Recurrence):
                 x = item(x, training=False)
                 continue
-            x, state = read_over_time(item, item.project(x), keep_outputs=item is not self.layers[last])
+            projected = x if item is self.recurrences[0] and table is not None else item.project(x)
+            x, state = read_over_time(item, projected, keep_outputs=item is not self.layers[last])
             states.append(state)
         return states
 
@@ -275,7 +280,11 @@ class Sampler:
     """Seeded sampling: prime with a seed passage (`prime`), then draw `length` characters per
     temperature (`sample`); each is one tf.function, compiled by XLA if `jit_compile` (a model
     whose layers XLA cannot compile falls back to plain tf.functions, once). XLA or not, the
-    random draws are the same."""
+    random draws are the same.
+
+    The model's weights are read once: the first call computes the first recurrent layer's
+    input for every character (Stepper.table), and every later call looks its rows up. A
+    Sampler is for a trained model; build a new one after changing the weights."""
 
     def __init__(self, model: Any, jit_compile: bool = True):
         self.stepper = Stepper(model)
@@ -283,6 +292,7 @@ class Sampler:
         self.xla_works = True  # until a layer of this model proves XLA cannot compile it
         self._functions: dict[tuple[str, bool], Any] = {}
         self._called: set[tuple[str, bool]] = set()
+        self._table: Any = None
 
     def _function(self, name: str, xla: bool) -> Any:
         import tensorflow as tf
@@ -306,17 +316,24 @@ class Sampler:
             self.xla_works = False  # a layer XLA cannot compile: plain tf.functions from now on
             return self._function(name, False)(*args)
 
-    def _prime(self, seed_ids: Any) -> Any:
-        return self.stepper.prime(seed_ids[:-1]), seed_ids[-1]
+    def table(self) -> Any:
+        """Stepper.table() of the model's weights at the first call, computed once: priming and
+        sampling then skip the layers before the first recurrent one and its input projection."""
+        if self._table is None:
+            self._table = self.stepper.table()
+        return self._table
 
-    def _sample(self, primed: Any, temperatures: Any, length: Any, key: Any) -> Any:
+    def _prime(self, seed_ids: Any, table: Any) -> Any:
+        return self.stepper.prime(seed_ids[:-1], table), seed_ids[-1]
+
+    def _sample(self, primed: Any, temperatures: Any, length: Any, key: Any, table: Any) -> Any:
         import tensorflow as tf
 
         stepper, (states, last) = self.stepper, primed
         batch = tf.shape(temperatures)[0]
         states = tf.nest.map_structure(lambda state: tf.repeat(state, batch, axis=0), states)
         shapes = tf.nest.map_structure(lambda state: state.shape, states)
-        table, ids = stepper.table(), tf.fill([batch], last)
+        ids = tf.fill([batch], last)
 
         def draw(i, ids, states, out):
             logits, states = stepper.step(ids, states, table)
@@ -333,14 +350,14 @@ class Sampler:
 
         if len(seed_ids) == 0:
             raise TfpipeError("the seed passage is empty; generation needs at least one character")
-        return self._run("prime", tf.convert_to_tensor(seed_ids, tf.int32))
+        return self._run("prime", tf.convert_to_tensor(seed_ids, tf.int32), self.table())
 
     def sample(self, primed: Any, temperatures: Any, length: int, seed: int) -> np.ndarray:
         """int32 array (len(temperatures), length) of ids sampled after `primed` (from prime())."""
         import tensorflow as tf
 
         return self._run("sample", primed, tf.convert_to_tensor(temperatures, tf.float32),
-                         tf.constant(length, tf.int32), tf.constant([seed % 2**64], tf.uint64)).numpy()
+                         tf.constant(length, tf.int32), tf.constant([seed % 2**64], tf.uint64), self.table()).numpy()
 
     def __call__(self, seed_ids: Any, temperatures: Any, length: int, seed: int) -> np.ndarray:
         """int32 array (len(temperatures), length) of sampled ids."""
