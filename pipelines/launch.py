@@ -21,7 +21,9 @@ import luigi
 import luigi.execution_summary as summary
 import luigi.interface
 from luigi.cmdline_parser import CmdlineParser
+from luigi.parameter import MissingParameterException
 from luigi.retcodes import retcode
+from luigi.task_register import TaskClassNotFoundException
 
 from pipelines import user_errors
 from plugins.errors import TfpipeError
@@ -122,6 +124,10 @@ def run(argv: list[str]) -> int:
                     "the same command is already running on this host and workspace (luigi's pid "
                     "lock); this run did nothing")
     except TfpipeError as exc:  # raised before any task ran (e.g. no scheduler to talk to)
+        return fail(codes.unhandled_exception, "ERROR", one_line(str(exc)))
+    except MissingParameterException as exc:  # e.g. a stage task named instead of its run task
+        return fail(codes.unhandled_exception, "ERROR", one_line(user_errors.missing_parameter_message(exc)))
+    except TaskClassNotFoundException as exc:  # a misspelt task: Luigi names the nearest ones
         return fail(codes.unhandled_exception, "ERROR", one_line(str(exc)))
     except Exception as exc:  # luigi's CLI does the same: log it, exit unhandled_exception
         logger.exception("uncaught exception in luigi")

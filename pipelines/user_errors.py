@@ -12,6 +12,10 @@ execution summary. `python -m pipelines run` prints its own last line instead.
 Luigi runs tasks of ``--workers N`` (N > 1) in forked processes: they write what they
 remember to a file the forking process opened, which it reads at exit. A user error is
 not retried either: see ``PipelineTask.retry_count`` and ``report_final`` in tasks/base.py.
+Two of Luigi's own errors are a user's mistakes on the command line too, and end the same way:
+a task name Luigi does not know, and a required parameter missing (most often: a stage task
+named directly instead of the run task that sets its parameters).
+
 Real crashes (any other exception) keep their tracebacks.
 """
 from __future__ import annotations
@@ -26,7 +30,9 @@ import sys
 import tempfile
 
 from luigi.cmdline_parser import CmdlineParser
+from luigi.parameter import MissingParameterException
 from luigi.task import Task
+from luigi.task_register import Register, TaskClassException, TaskClassNotFoundException
 
 from plugins.errors import TfpipeError
 
@@ -34,6 +40,7 @@ LUIGI_LOGGER = "luigi-interface"
 _TRACEBACK = "Traceback (most recent call last):"
 _UNCAUGHT = "Uncaught exception in luigi"  # luigi.retcodes.run_with_retcodes: the `luigi` command
 _EXCEPTION_LINE = re.compile(r"(?P<name>[A-Za-z_][\w.]*): (?P<message>.*)")
+_MISSING = re.compile(r"(?P<task>[\w.]+)\[args=.*\]: requires the '(?P<param>\w+)' parameter to be set")
 
 _state: dict[str, object] = {"channel": None, "owner": None, "print_at_exit": True}
 
@@ -50,6 +57,37 @@ def install() -> None:
     _state["channel"] = channel
     logging.getLogger(LUIGI_LOGGER).addFilter(_drop_user_error_tracebacks)
     atexit.register(_print_at_exit)
+    sys.excepthook = _unknown_task_hook(sys.excepthook)
+
+
+def _unknown_task_hook(previous):
+    """`luigi --module pipelines TextRunn`: Luigi raises outside its own error handling, so Python
+    would print a traceback; say Luigi's message (it names the nearest task names) in one line."""
+    def hook(kind, error, traceback):
+        if isinstance(error, TaskClassNotFoundException) and os.getpid() == _state["owner"]:
+            remember(str(error))
+            return  # _print_at_exit says it; Python still exits with status 1
+        previous(kind, error, traceback)
+    return hook
+
+
+def missing_parameter_message(error: MissingParameterException) -> str:
+    """What to do about a required parameter missing on the command line."""
+    from pipelines.run_task import RunTask
+
+    text = str(error)
+    match = _MISSING.fullmatch(text)
+    try:
+        task = Register.get_task_cls(match["task"]) if match else None
+    except TaskClassException:
+        task = None
+    if task is None or issubclass(task, RunTask):
+        return text
+    runs = sorted(name for name, cls in Register._get_reg().items()  # the leaves: runs users start
+                  if isinstance(cls, type) and issubclass(cls, RunTask) and not cls.__subclasses__())
+    return (f"{task.__name__} is a stage that a run task sets up: its parameters (here '{match['param']}') come "
+            f"from the settings through the run task. Run one of {', '.join(runs)} instead, e.g. "
+            "`luigi --module pipelines FullRun --local-scheduler`")
 
 
 def print_at_exit(enabled: bool) -> None:
@@ -110,6 +148,9 @@ def _is_user_error(qualified_name: str) -> bool:
 def _drop_user_error_tracebacks(record: logging.LogRecord) -> bool:
     """Logging filter: False drops the record; a kept record may lose its traceback."""
     user_error = record.exc_info[1] if record.exc_info else None
+    if isinstance(user_error, MissingParameterException) and record.msg == _UNCAUGHT:
+        remember(missing_parameter_message(user_error))  # the task named on the command line lacks it
+        return False
     if not isinstance(user_error, TfpipeError):
         user_error = None
     if user_error is not None and record.msg == _UNCAUGHT:

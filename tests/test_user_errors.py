@@ -343,3 +343,20 @@ def test_under_luigid_a_crash_keeps_its_traceback_and_one_retry(tmp_path, luigid
     # Retried once after [scheduler] retry_delay (what lets a waiting worker resume the task of a
     # killed one), then disabled.
     assert attempts(tmp_path / "workspace", "download") == 2
+
+
+# ----- Luigi's own command-line errors: one line too -----------------------------------------------
+
+@pytest.mark.parametrize("cli", ["luigi", "run"])
+def test_a_stage_task_named_directly_says_to_run_a_run_task(tmp_path, cli):
+    done = run(tmp_path, cli, ["TrainTextModel", "--local-scheduler"])
+    assert_user_error(done, 40, "TrainTextModel is a stage that a run task sets up: its parameters (here 'model')")
+    assert "TextRun" in last_line(done.stdout) and "TrainingRun" not in last_line(done.stdout)
+    assert not (tmp_path / "workspace" / "train").exists()
+
+
+@pytest.mark.parametrize("cli", ["luigi", "run"])
+def test_a_misspelt_task_name_is_one_line_naming_the_nearest_tasks(tmp_path, cli):
+    done = run(tmp_path, cli, ["TextRunn", "--local-scheduler"])
+    assert_user_error(done, 1, "No task TextRunn. Did you mean:")
+    assert "TextRun" in last_line(done.stdout).split("Did you mean:")[1]
