@@ -73,9 +73,10 @@ def test_priming_reads_the_seed_layer_by_layer_to_the_same_state(name):
     states = stepper.initial_state(1)
     for t in range(len(ids)):
         _, states = stepper.step(tf.constant(ids[t: t + 1]), states)
-    primed = tf.function(stepper.prime)(tf.constant(ids))
-    for stepped, read in zip(tf.nest.flatten(states), tf.nest.flatten(primed)):
-        np.testing.assert_allclose(read.numpy(), stepped.numpy(), atol=1e-5)
+    prime = tf.function(stepper.prime)
+    for primed in (prime(tf.constant(ids)), prime(tf.constant(ids), stepper.table())):  # the table: Sampler's way
+        for stepped, read in zip(tf.nest.flatten(states), tf.nest.flatten(primed), strict=True):
+            np.testing.assert_allclose(read.numpy(), stepped.numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", MODELS)
