@@ -6,7 +6,7 @@
     python bench/train_step_rate.py --models lstm --settings 1:0 50:0 # screen only these plain settings
 
 Models: mlp and cnn on Fashion-MNIST (batch 50, Adam 1e-3, constant rate, 54,000 training
-samples), lstm on Nietzsche (LSTM 256, window 50, batch 128, Adam 4e-3 clipped to norm 5).
+samples), lstm on Nietzsche (LSTM 256, window 50, batch 128, Adam 1e-2 clipped to norm 5).
 Both sides build the model with the same plugin and compute loss and accuracy every step.
 
 A runs the training worker itself (`python -m tasks.image.train` / `tasks.text.train`, the

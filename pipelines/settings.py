@@ -342,7 +342,7 @@ setting("text", "window", int, 50, minimum=1,
 setting("text", "steps", int, 3200, minimum=1,
         help="optimizer steps: about 14 min on 2 CPU cores (~25k chars/s)")
 setting("text", "batch_size", int, 128, minimum=1, help="sequences per optimizer step")
-setting("text", "learning_rate", float, 0.004, minimum=0, open_min=True,
+setting("text", "learning_rate", float, 0.01, minimum=0, open_min=True,
         help="learning rate of Adam (gradients clipped to norm 5)")
 setting("text", "lr_schedule", str, "cosine", choices=("constant", "cosine"),
         help="constant, or cosine: decays to a tenth of learning_rate by the last step")

@@ -13,6 +13,7 @@ from luigi.task import flatten
 import pipelines  # noqa: F401  registers the run tasks
 from pipelines.explain import closest_completed, diff_components, explain, explain_command_line
 from pipelines.runs import TextRun
+from pipelines.settings import get as setting
 from tasks.integrity import write_manifest
 from tests.conftest import make_corpus
 
@@ -53,10 +54,10 @@ def test_text_learning_rate_on_the_command_line_is_named_as_text_learning_rate(t
     workspace = str(tmp_path / "ws")
     pretend_completed(TextRun(corpus=str(corpus), workspace=workspace), "TrainTextModel")
     verdicts = explain_command_line(["TextRun", "--corpus", str(corpus), "--workspace", workspace,
-                                     "--learning-rate", "0.01"])
+                                     "--learning-rate", "0.03"])
     assert reasons_of(verdicts, "TrainTextModel/tiny-lstm") == [
-        ("parameter learning_rate: 0.004 -> 0.01 (set by text.learning_rate at command line "
-         "--learning-rate)")]
+        (f"parameter learning_rate: {setting('text.learning_rate').default} -> 0.03 (set by text.learning_rate "
+         "at command line --learning-rate)")]
 
 
 def test_origins_are_exact_per_path_file_line_and_model(tmp_path, corpus):
@@ -69,7 +70,8 @@ def test_origins_are_exact_per_path_file_line_and_model(tmp_path, corpus):
     verdicts = explain_command_line(["TextRun", "--corpus", str(corpus), "--workspace", workspace,
                                      "--model", "gru", "--config", str(config)])
     assert reasons_of(verdicts, "TrainTextModel/tiny-gru") == [
-        f"parameter learning_rate: 0.004 -> 0.02 (set by text.learning_rate at {config}:4)",
+        f"parameter learning_rate: {setting('text.learning_rate').default} -> 0.02 (set by text.learning_rate at "
+        f"{config}:4)",
         f"parameter model_params.units: 16 -> 8 (set by models.gru.units at {config}:9)"]
 
 
