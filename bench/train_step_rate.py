@@ -252,11 +252,10 @@ def compare(model: str, ours_data: Path, plain_data: Path, steps: int, rounds: i
         order = sides[i % len(sides):] + sides[:i % len(sides)]  # each side leads in turn
         for side in order:
             # Each side's round figure is the fastest of len(kept) runs: the same rule for both.
-            if side == "A":
-                ours.append(max((run_tfpipe(model, ours_data, steps, tmp) for _ in kept), key=lambda r: r[0]))
-            elif side == "A0":
-                before.append(max((run_tfpipe(model, ours_data, steps, tmp, root=baseline) for _ in kept),
-                                  key=lambda r: r[0]))
+            if side in ("A", "A0"):
+                root = baseline if side == "A0" else ROOT
+                fastest = max((run_tfpipe(model, ours_data, steps, tmp, root=root) for _ in kept), key=lambda r: r[0])
+                (before if side == "A0" else ours).append(fastest)
             else:
                 runs = {key: run_plain(model, plain_data, steps, *key) for key in kept}
                 key, rate = max(((key, rate) for key, rate in runs.items() if rate), key=lambda item: item[1][0])

@@ -23,7 +23,6 @@ import luigi.interface
 from luigi.cmdline_parser import CmdlineParser
 from luigi.parameter import MissingParameterException
 from luigi.retcodes import retcode
-from luigi.task_register import TaskClassNotFoundException
 
 from pipelines import user_errors
 from plugins.errors import TfpipeError
@@ -127,8 +126,6 @@ def run(argv: list[str]) -> int:
         return fail(codes.unhandled_exception, "ERROR", one_line(str(exc)))
     except MissingParameterException as exc:  # e.g. a stage task named instead of its run task
         return fail(codes.unhandled_exception, "ERROR", one_line(user_errors.missing_parameter_message(exc)))
-    except TaskClassNotFoundException as exc:  # a misspelt task: Luigi names the nearest ones
-        return fail(codes.unhandled_exception, "ERROR", one_line(str(exc)))
     except Exception as exc:  # luigi's CLI does the same: log it, exit unhandled_exception
         logger.exception("uncaught exception in luigi")
         return fail(codes.unhandled_exception, "ERROR", one_line(f"{type(exc).__name__}: {exc}"))

@@ -216,15 +216,15 @@ class Stepper:
         `table` when given), and layers after the last recurrent one do not run at all."""
         import tensorflow as tf
 
-        x, states = ids[:, None], []  # (time, 1): time-major, a batch of one
+        x, states, start = ids[:, None], [], 0  # (time, 1): time-major, a batch of one
         last = self.layers.index(self.recurrences[-1])
-        if table is not None:
-            x = tf.gather(table, x)  # what the layers before the first recurrent one and its projection give
-        for item in self.layers[self.first if table is not None else 0: last + 1]:
+        if table is not None:  # what the layers before the first recurrent one and its projection give
+            x, start = tf.gather(table, x), self.first
+        for item in self.layers[start: last + 1]:
             if not isinstance(item, Recurrence):
                 x = item(x, training=False)
                 continue
-            projected = x if item is self.recurrences[0] and table is not None else item.project(x)
+            projected = x if table is not None and item is self.recurrences[0] else item.project(x)
             x, state = read_over_time(item, projected, keep_outputs=item is not self.layers[last])
             states.append(state)
         return states
