@@ -80,8 +80,8 @@ def test_a_default_names_its_declaration(tmp_path, corpus):
     pretend_completed(TextRun(corpus=str(corpus), workspace=workspace, steps=10), "TrainTextModel")
     verdicts = explain_command_line(["TextRun", "--corpus", str(corpus), "--workspace", workspace])
     [reason] = reasons_of(verdicts, "TrainTextModel/tiny-lstm")
-    assert reason.startswith("parameter steps: 10 -> 3200 (set by text.steps (default) at "
-                             "pipelines/settings.py:")
+    assert reason.startswith(f"parameter steps: 10 -> {setting('text.steps').default} (set by text.steps "
+                             "(default) at pipelines/settings.py:")
 
 
 STAGE = '''

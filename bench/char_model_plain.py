@@ -1,0 +1,112 @@
+"""A character language model trained in a plain Keras loop, outside the pipeline: a second
+opinion on the text path's validation figure, and a quick way to screen model sizes.
+
+    python bench/char_model_plain.py --corpus nietzsche.txt                 # LSTM 256, 3,200 steps
+    python bench/char_model_plain.py --corpus nietzsche.txt --units 384 --steps 2100
+    python bench/char_model_plain.py --corpus nietzsche.txt --layers 2 --steps 1725
+
+The text is split as the pipeline splits it (lower-cased; the last 5% held out, the 5% before it
+for validation), and the model is the lstm/gru plugin's shape (embedding, recurrent layers,
+dropout, logits). Training draws random window starts (with replacement, seeded by the step),
+Adam with gradients clipped to norm 5 and the pipeline's cosine schedule (to a tenth). The
+figures are scored by the pipeline's own HeldoutScorer (16 streams, the state carried), so they
+read like TextRun's: validation every --every steps, held-out once at the end. Its initial
+weights and batches differ from the pipeline's: comparing the two says how far one seed moves
+the result. Training time is wall time of the steps alone (scoring left out).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from machine import machine  # noqa: E402
+
+CALL = 25  # steps per compiled call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="a UTF-8 text file (Nietzsche)")
+    parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    for name, default in (("units", 256), ("layers", 1), ("embedding-dim", 64), ("steps", 3200),
+                          ("batch-size", 128), ("window", 50), ("every", 400), ("seed", 1),
+                          ("threads", 0)):
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--learning-rate", type=float, default=0.01)
+    args = parser.parse_args()
+    if args.steps % CALL:
+        parser.error(f"--steps must be a multiple of {CALL}")
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tasks.text.rnn import HeldoutScorer
+
+    if args.threads:  # e.g. two screens side by side, one core each
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    print(f"machine: {machine()}")
+    print(f"settings: {vars(args)}")
+    text = args.corpus.read_text("utf-8").replace("\r\n", "\n").lower()
+    vocab = sorted(set(text))
+    index = {char: i for i, char in enumerate(vocab)}
+    ids = np.array([index[char] for char in text], np.int32)
+    part = max(2, round(len(ids) * 0.05))
+    train, valid, held = ids[:-2 * part], ids[-2 * part:-part], ids[-part:]
+
+    tf.random.set_seed(args.seed)
+    layers = keras.layers
+    recurrent = {"lstm": layers.LSTM, "gru": layers.GRU}[args.cell]
+    stack = [keras.Input((None,), dtype="int32"), layers.Embedding(len(vocab), args.embedding_dim)]
+    for _ in range(args.layers):
+        stack.append(recurrent(args.units, return_sequences=True))
+        stack.append(layers.Dropout(args.dropout))
+    model = keras.Sequential([*stack, layers.Dense(len(vocab))])
+    rate = keras.optimizers.schedules.CosineDecay(args.learning_rate, args.steps, alpha=0.1)
+    optimizer = keras.optimizers.Adam(rate, clipnorm=5.0)
+    text_tensor, starts = tf.constant(train), len(train) - args.window - 1
+    offsets = tf.range(args.window + 1)
+
+    @tf.function
+    def steps(first):
+        def body(i, total):
+            start = tf.random.stateless_uniform([args.batch_size], seed=tf.stack([first + i, args.seed]),
+                                                maxval=starts, dtype=tf.int32)
+            windows = tf.gather(text_tensor, start[:, None] + offsets[None])
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=windows[:, 1:], logits=model(windows[:, :-1], training=True)))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return i + 1, total + loss
+        return tf.while_loop(lambda i, _: i < CALL, body, [tf.constant(0), tf.constant(0.0)])[1] / CALL
+
+    validation = HeldoutScorer(model, valid)
+    chars, seconds = args.batch_size * args.window, 0.0
+    print(f"parameters: {sum(int(np.prod(v.shape)) for v in model.trainable_variables)}")
+    for first in range(0, args.steps, CALL):
+        started = time.perf_counter()
+        loss = float(steps(tf.constant(first)))
+        if first:  # the first call traces: left out of the time
+            seconds += time.perf_counter() - started
+        done = first + CALL
+        if done % args.every == 0 or done == args.steps:
+            rate_text = f", {(done - CALL) * chars / seconds:,.0f} chars/s" if seconds else ""
+            print(f"step {done}: training {loss / math.log(2):.3f} bits/char (dropout on), "
+                  f"validation {validation()['bits_per_char']:.3f}{rate_text}", flush=True)
+    print(f"final: validation {validation()['bits_per_char']:.4f} bits/char, held-out "
+          f"{HeldoutScorer(model, held)()['bits_per_char']:.4f}, {seconds:.0f} s of training "
+          f"(tracing left out)")
+
+
+if __name__ == "__main__":
+    main()
