@@ -49,6 +49,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
+    from tasks.text.prep import build_vocab, encode, normalise, split_text
     from tasks.text.rnn import HeldoutScorer
 
     if args.threads:  # e.g. two screens side by side, one core each
@@ -56,12 +57,9 @@ def main() -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     print(f"machine: {machine()}")
     print(f"settings: {vars(args)}")
-    text = args.corpus.read_text("utf-8").replace("\r\n", "\n").lower()
-    vocab = sorted(set(text))
-    index = {char: i for i, char in enumerate(vocab)}
-    ids = np.array([index[char] for char in text], np.int32)
-    part = max(2, round(len(ids) * 0.05))
-    train, valid, held = ids[:-2 * part], ids[-2 * part:-part], ids[-part:]
+    text = normalise(args.corpus.read_text("utf-8"), lowercase=True)
+    vocab = build_vocab(text)
+    train, valid, held = split_text(encode(text, vocab), validation=0.05, holdout=0.05)
 
     tf.random.set_seed(args.seed)
     layers = keras.layers
