@@ -3,16 +3,17 @@
     python bench/train_step_rate.py                                   # mlp, cnn, lstm; 5 rounds each
     python bench/train_step_rate.py --models mlp --rounds 3           # a quicker look
     python bench/train_step_rate.py --baseline /path/to/old/checkout  # also race the code before a change
-    python bench/train_step_rate.py --models lstm --settings 1:0 50:0 # screen only these plain settings
+    python bench/train_step_rate.py --models cnn --settings 1:0:1 50:0:1 # screen only these plain settings
 
 Models: mlp and cnn on Fashion-MNIST (batch 50, Adam 1e-3, constant rate, 54,000 training
 samples), lstm on Nietzsche (LSTM 256, window 50, batch 128, Adam 1e-2 clipped to norm 5).
 Both sides build the model with the same plugin and compute loss and accuracy every step.
 
 A runs the training worker itself (`python -m tasks.image.train` / `tasks.text.train`, the
-code a pipeline runs, with its defaults: checkpoints, validation, jit_compile auto) and reads
+code a pipeline runs, with its defaults: checkpoints, validation, jit_compile and onednn auto) and reads
 its own steady-state rate from its result. B is a plain Keras script: for each model every
-combination of steps_per_execution in {1, 50} and jit_compile off/on is tried once; those
+combination of steps_per_execution in {1, 50}, jit_compile off/on and oneDNN's CPU kernels
+off/on (TF_ENABLE_ONEDNN_OPTS, which TensorFlow leaves off on CPUs without AVX-512) is tried once; those
 within 80% of the fastest race on, and each round's B is the fastest of them in that round;
 A runs as many times in each round and counts its fastest run, so that neither side gains
 from the noise of taking the best of several runs (input: numpy arrays for mlp, tf.data
@@ -47,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipelines import settings  # noqa: E402 - the declared defaults, no TensorFlow
+from tasks.onednn import ENV, onednn_env  # noqa: E402 - A's environment, as the pipeline sets it
 from tasks.training_loop import WARMUP_STEPS  # noqa: E402 - both sides count by the loop's constant
 
 IMAGE = {"batch_size": 50, "learning_rate": 1e-3, "checkpoint_every": 500}
@@ -54,7 +56,7 @@ IMAGE = {"batch_size": 50, "learning_rate": 1e-3, "checkpoint_every": 500}
 TEXT = {**{key: settings.get(f"text.{key}").default
            for key in ("window", "batch_size", "learning_rate", "checkpoint_every")}, "clipnorm": 5.0}
 STEPS = {"mlp": 3000, "cnn": 500, "lstm": 400}
-CANDIDATES = [(spe, jit) for spe in (1, 50) for jit in (False, True)]
+CANDIDATES = [(spe, jit, onednn) for spe in (1, 50) for jit in (False, True) for onednn in (False, True)]
 KEEP = 0.8
 
 
@@ -113,8 +115,9 @@ def run_tfpipe(model: str, data: Path, steps: int, tmp: Path, root: Path = ROOT)
         request = {**common, **IMAGE, "lr_schedule": "constant"}
         per_step = IMAGE["batch_size"]
     (out / "request.json").write_text(json.dumps(request))
+    env = {**os.environ, "PYTHONPATH": str(root), **onednn_env("auto", model)}
     done = subprocess.run([sys.executable, "-m", module, str(out / "request.json")], cwd=root,
-                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True)
+                          env=env, capture_output=True, text=True)
     for line in done.stdout.splitlines():
         if line.startswith("@@tfpipe ") and '"result"' in line:
             result = json.loads(line[len("@@tfpipe "):])["result"]
@@ -205,18 +208,23 @@ def clock_callback(keras, warmup: int, total: int, per_epoch: int):
     return Clock()
 
 
-def run_plain(model: str, data: Path, steps: int, spe: int, jit: bool) -> tuple[float, float] | None:
+def run_plain(model: str, data: Path, steps: int, spe: int, jit: bool, onednn: bool) -> tuple[float, float] | None:
     """(steps/s, steps per CPU-second) of the plain script, or None where it fails."""
     done = subprocess.run([sys.executable, __file__, "--plain", model, "--data", str(data), "--steps", str(steps),
-                           "--spe", str(spe), "--jit", str(int(jit))], cwd=ROOT, capture_output=True, text=True)
+                           "--spe", str(spe), "--jit", str(int(jit))], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, ENV: str(int(onednn))})
     if done.returncode:
-        print(f"  plain {model} spe={spe} jit={jit} failed: {done.stderr.strip().splitlines()[-1:]}")
+        print(f"  plain {model} {label(spe, jit, onednn)} failed: {done.stderr.strip().splitlines()[-1:]}")
         return None
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return result["steps_per_s"], result["steps_per_cpu_s"]
 
 
 # ----- the comparison ------------------------------------------------------------------------
+
+def label(spe: int, jit: bool, onednn: bool) -> str:
+    return f"steps_per_execution={spe} jit_compile={jit} oneDNN={'on' if onednn else 'off'}"
+
 
 def machine() -> str:
     import tensorflow as tf
@@ -229,22 +237,22 @@ def machine() -> str:
 
 
 def compare(model: str, ours_data: Path, plain_data: Path, steps: int, rounds: int, tmp: Path,
-            baseline: Path | None, settings: list[tuple[int, bool]] | None = None) -> dict:
+            baseline: Path | None, settings: list[tuple[int, bool, bool]] | None = None) -> dict:
     """Each side reads its own copy of the data: A tfpipe's preprocessed folder, B the raw files."""
     print(f"\n## {model}: {steps} steps per run, steady state = the steps after the first "
           f"{WARMUP_STEPS} (rule in the docstring)", flush=True)
     tried = {}
-    for spe, jit in settings or CANDIDATES:
-        tried[(spe, jit)] = rate = run_plain(model, plain_data, steps, spe, jit)
+    for key in settings or CANDIDATES:
+        tried[key] = rate = run_plain(model, plain_data, steps, *key)
         if rate is not None:
-            print(f"  plain model.fit steps_per_execution={spe:<2} jit_compile={str(jit):<5}: {rate[0]:8.1f} steps/s "
-                  f"({rate[1]:.1f} per CPU-second)", flush=True)
+            print(f"  plain model.fit {label(*key)}: {rate[0]:8.1f} steps/s ({rate[1]:.1f} per CPU-second)",
+                  flush=True)
     best = max(rate[0] for rate in tried.values() if rate)
     # On a shared machine one run can mislead: every setting within KEEP of the fastest races on.
     kept = [key for key, rate in tried.items() if rate and rate[0] >= KEEP * best]
     if settings:
         print("  (screen limited by --settings to the settings named; an earlier screen on this machine chose them)")
-    print(f"  plain settings kept: {', '.join(f'steps_per_execution={spe} jit_compile={jit}' for spe, jit in kept)}; "
+    print(f"  plain settings kept: {'; '.join(label(*key) for key in kept)}; "
           "each round's B is the fastest of them, and A the fastest of as many runs", flush=True)
     ours, plain, winners, before = [], [], [], []
     sides = ["A", "B"] + (["A0"] if baseline else [])
@@ -262,11 +270,11 @@ def compare(model: str, ours_data: Path, plain_data: Path, steps: int, rounds: i
                 plain.append(rate)
                 winners.append(key)
         print(f"  round {i + 1} ({''.join(order)}): tfpipe {ours[-1][0]:8.1f}  plain {plain[-1][0]:8.1f} steps/s "
-              f"(spe={winners[-1][0]} jit={winners[-1][1]})  ratio {ours[-1][0] / plain[-1][0]:.2f}x  "
+              f"({label(*winners[-1])})  ratio {ours[-1][0] / plain[-1][0]:.2f}x  "
               f"per CPU-second {ours[-1][1]:.1f} vs {plain[-1][1]:.1f}"
               + (f"  baseline {before[-1][0]:.1f} steps/s, ratio {before[-1][0] / plain[-1][0]:.2f}x" if baseline
                  else ""), flush=True)
-    result = {"model": model, "plain": ", ".join(sorted({f"spe={spe} jit={jit}" for spe, jit in winners})),
+    result = {"model": model, "plain": "; ".join(sorted({label(*key) for key in winners})),
               "b": statistics.median(b[0] for b in plain), **summary(ours, plain)}
     if baseline:
         result["baseline"] = summary(before, plain)
@@ -285,6 +293,14 @@ def summary(ours: list[tuple[float, float]], plain: list[tuple[float, float]]) -
             "cpu_high": max(cpu_ratios)}
 
 
+def plain_setting(item: str, parser: argparse.ArgumentParser) -> tuple[int, bool, bool]:
+    parts = item.split(":")
+    if len(parts) != 3 or not all(part.isdigit() for part in parts) or not set(parts[1:]) <= {"0", "1"}:
+        parser.error(f"--settings {item}: write SPE:JIT:ONEDNN, e.g. 50:0:1 (steps_per_execution 50, "
+                     "jit_compile off, oneDNN on)")
+    return int(parts[0]), parts[1] == "1", parts[2] == "1"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn", "lstm"], choices=["mlp", "cnn", "lstm"])
@@ -292,9 +308,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="steps per run (default: mlp 3000, cnn 500, lstm 400)")
     parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
                         help="another tfpipe checkout (e.g. the code before a change) whose worker races too")
-    parser.add_argument("--settings", nargs="+", metavar="SPE:JIT",
-                        help="screen only these plain settings, e.g. 1:0 50:0 (steps_per_execution:jit_compile), "
-                             "to skip settings an earlier screen on this machine found far slower")
+    parser.add_argument("--settings", nargs="+", metavar="SPE:JIT:ONEDNN",
+                        help="screen only these plain settings, e.g. 1:0:1 50:0:1 (steps_per_execution:"
+                             "jit_compile:oneDNN), to skip settings an earlier screen on this machine found far slower")
     parser.add_argument("--fashion", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "data" / "nietzsche.txt")
     parser.add_argument("--plain", choices=["mlp", "cnn", "lstm"], help=argparse.SUPPRESS)  # child process
@@ -306,7 +322,7 @@ def main() -> None:
         print(json.dumps(plain_fit(args.plain, args.data, args.steps, args.spe, bool(args.jit))))
         return
 
-    settings = [(int(spe), bool(int(jit))) for spe, jit in (item.split(":") for item in args.settings or [])]
+    settings = [plain_setting(item, parser) for item in args.settings or []]
     print(f"# Training step rate, tfpipe (A) vs the strongest plain model.fit (B)\n# {machine()}", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as name:

@@ -83,25 +83,26 @@ class PluginInfo:
         """The module's top-level ``DEFAULTS = {...}``, read from its source without importing it
         (``ast.literal_eval``); None when the source cannot be read or DEFAULTS is not a literal
         mapping (then only loading the plugin can tell its options)."""
-        path = locate_module(self.module)
-        if path is None:
-            return None
-        stat = path.stat()
-        found = _module_literals(path, stat.st_mtime_ns, stat.st_size).get("DEFAULTS")
+        found = self.declared("DEFAULTS")
         return copy.deepcopy(found) if isinstance(found, dict) else None
 
     def declared_limits(self) -> dict[str, dict[str, Any]]:
         """The module's optional top-level ``LIMITS = {"units": {"minimum": 1}, ...}``: per option,
         the range its value must be in (keys minimum, maximum, open_min, open_max, as in
         pipelines/settings.py), read from source like DEFAULTS; {} when absent."""
-        path = locate_module(self.module)
-        if path is None:
-            return {}
-        stat = path.stat()
-        found = _module_literals(path, stat.st_mtime_ns, stat.st_size).get("LIMITS")
+        found = self.declared("LIMITS")
         if not isinstance(found, dict):
             return {}
         return {key: dict(limit) for key, limit in found.items() if isinstance(limit, dict)}
+
+    def declared(self, name: str) -> Any:
+        """A top-level ``NAME = <literal>`` of the module (one of LITERALS), read from its source
+        without importing it; None when absent, not a literal, or the source cannot be read."""
+        path = locate_module(self.module)
+        if path is None:
+            return None
+        stat = path.stat()
+        return _module_literals(path, stat.st_mtime_ns, stat.st_size).get(name)
 
     def describe(self) -> str:
         return f"{self.kind} plugin {self.name!r} ({self.value}) from distribution {self.distribution} {self.version}"
@@ -142,9 +143,13 @@ def _find_spec(name: str, search_path: tuple[str, ...]) -> importlib.machinery.M
     return importlib.machinery.PathFinder.find_spec(name, list(parent.submodule_search_locations))
 
 
+# What a module may declare as literals that tfpipe reads from its source without importing it.
+LITERALS = ("KIND", "DEFAULTS", "LIMITS", "ONEDNN")
+
+
 @functools.cache
 def _module_literals(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
-    """Top-level ``NAME = <literal>`` assignments of KIND, DEFAULTS and LIMITS in a module's source."""
+    """Top-level ``NAME = <literal>`` assignments of the LITERALS names in a module's source."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError):
@@ -157,7 +162,7 @@ def _module_literals(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
             target, value = node.target, node.value
         else:
             continue
-        if isinstance(target, ast.Name) and target.id in ("KIND", "DEFAULTS", "LIMITS"):
+        if isinstance(target, ast.Name) and target.id in LITERALS:
             try:
                 found[target.id] = ast.literal_eval(value)
             except (ValueError, TypeError, SyntaxError, RecursionError):  # not a literal: unknown

@@ -15,6 +15,7 @@ from plugins import registry
 from plugins.errors import TfpipeError
 from tasks import devices
 from tasks.base import PipelineTask, StageTask, library_versions
+from tasks.onednn import CHOICES, onednn_env
 from tasks.protocol import executor_name, executor_of, run_stage
 
 
@@ -53,6 +54,14 @@ class TrainingTask(ModelTask, StageTask):
                                  description="tfpipe.devices policies, e.g. [\"gpu\", \"memory_growth\"]")
     device_options = luigi.DictParameter(default={}, significant=False,
                                          description="options of the device policies (ids, limit, fallback, ...)")
+    # Like the device, oneDNN's kernels change rounding, not what is learnt.
+    onednn = luigi.ChoiceParameter(choices=list(CHOICES), default="auto", significant=False,
+                                   description="oneDNN's CPU kernels: auto (as the model plugin asks), on or off")
+
+    def tensorflow_env(self) -> dict[str, str]:
+        """What the TensorFlow process of this stage, and of the stages that use its model, needs in
+        its environment: those stages then share one process (tasks/stage_server.py)."""
+        return onednn_env(self.onednn, self.model)
 
     @property
     def resources(self) -> dict[str, int]:
@@ -87,11 +96,11 @@ class TrainingTask(ModelTask, StageTask):
         if cluster is not None:
             plan, needs = devices.planned_for_cluster(list(self.device), options, cluster)
             request["device"] = plan.request()
-            return run_stage(self, request, folder, env=plan.env, needs=needs)
+            return run_stage(self, request, folder, env={**plan.env, **self.tensorflow_env()}, needs=needs)
         slots = Path(self.workspace) / ".gpu-slots"
         with devices.applied(list(self.device), options, slots, self.task_id) as plan:
             request["device"] = plan.request()
-            return run_stage(self, request, folder, env=plan.env)
+            return run_stage(self, request, folder, env={**plan.env, **self.tensorflow_env()})
 
 
 class EvaluationTask(StageTask):
@@ -111,4 +120,4 @@ class EvaluationTask(StageTask):
             "out_dir": str(folder),
             "title": self.title(),
         }
-        return run_stage(self, request, folder)
+        return run_stage(self, request, folder, env=train.tensorflow_env())

@@ -88,6 +88,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     from tasks import tf_runtime
     from tasks.image import stream
     from tasks.image.shards import verify
+    from tasks.onednn import onednn_record
     from tasks.tf_runtime import build_model, model_caller, start_tensorflow
     from tasks.training_loop import TrainingLoop, compile_train_step, learning_rate_schedule
     tf = start_tensorflow(request["seed"], request["deterministic"], request.get("device"))
@@ -163,6 +164,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
     result["jit_compile"] = xla
+    result["onednn"] = onednn_record()
     result["data"] = {"train": meta["counts"]["train"], "val": val_count,
                       "steps_per_epoch": stream.steps_per_epoch(meta["counts"]["train"],
                                                                 batch_size),

@@ -57,7 +57,7 @@ class GenerateText(StageTask):
             "sample_seed": self.sample_seed,
             "seed_length": self.seed_length,
         }
-        return run_stage(self, request, folder)
+        return run_stage(self, request, folder, env=train.tensorflow_env())
 
 
 # ----- the stage's own process: python -m tasks.text.generate REQUEST.json -----

@@ -92,6 +92,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
 
     from tasks import tf_runtime
     from tasks.batching import batch_indices
+    from tasks.onednn import onednn_record
     from tasks.text.prep import check_window
     from tasks.text.rnn import KIND, HeldoutScorer
     from tasks.tf_runtime import build_model, start_tensorflow
@@ -153,6 +154,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
     result["jit_compile"] = xla
+    result["onednn"] = onednn_record()
     result["final_learning_rate"] = float(optimizer.learning_rate)  # where the schedule ended
     return result
 
