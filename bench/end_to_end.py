@@ -10,7 +10,8 @@ Each round runs, in an order that rotates from round to round:
   A0 the same with `executors.local.reuse_process: false`: one process per stage (tfpipe before
      tasks/stage_server.py);
   B  bench/plain_keras_image.py: load the IDX files, model.fit with 50 steps per compiled call
-     (and XLA for the mlp, faster there on a CPU), evaluate on the test set, save a .keras file.
+     (and XLA for the mlp, faster there on a CPU; oneDNN's kernels where tfpipe turns them on,
+     for the cnn), evaluate on the test set, save a .keras file.
 With --protocol default, A and A0 take tfpipe's default image settings (12,000 steps, cosine decay
 of the learning rate, validation and a checkpoint every 500 steps) and B trains as many steps with
 the same schedule.
@@ -31,6 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tasks.onednn import onednn_env  # noqa: E402 - the plain side gets the kernels tfpipe chooses
+
 REFERENCE = ROOT / "pipelines" / "configs" / "reference.yaml"
 
 
@@ -63,7 +67,9 @@ def plain(data: Path, model: str, steps: int, schedule: str) -> tuple[float, flo
         if model == "mlp":
             command.append("--jit-compile")
         started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        # oneDNN's kernels as tfpipe chooses them for this model (cnn: on), so the two train alike.
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **onednn_env("auto", model)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - started
         if done.returncode or not Path(tmp, "model.keras").is_file():
             sys.exit(f"plain script failed:\n{done.stderr[-3000:]}")

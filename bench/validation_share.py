@@ -38,6 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from train_step_rate import machine, prepare_image  # noqa: E402 - the same machine line and shards
 
+from tasks.onednn import onednn_env  # noqa: E402 - the worker's environment, as the pipeline sets it
+
 DEFAULTS = {"model": "cnn", "model_params": {}, "batch_size": 50, "learning_rate": 1e-3, "lr_schedule": "cosine",
             "checkpoint_every": 500, "seed": 1, "deterministic": False}
 DEFAULT_STEPS = 12000
@@ -51,7 +53,7 @@ def run_worker(model: str, data: Path, steps: int, subset: int | None, tmp: Path
                **({"validation_subset": subset} if subset else {})}
     (out / "request.json").write_text(json.dumps(request))
     done = subprocess.run([sys.executable, "-m", "tasks.image.train", str(out / "request.json")], cwd=ROOT,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env={**os.environ, **onednn_env("auto", model)})
     for line in done.stdout.splitlines():
         if line.startswith("@@tfpipe ") and '"result"' in line:
             record = json.loads(line[len("@@tfpipe "):])["result"]
