@@ -144,7 +144,7 @@ def _find_spec(name: str, search_path: tuple[str, ...]) -> importlib.machinery.M
 
 
 # What a module may declare as literals that tfpipe reads from its source without importing it.
-LITERALS = ("KIND", "DEFAULTS", "LIMITS", "ONEDNN")
+LITERALS = ("KIND", "DEFAULTS", "LIMITS", "ONEDNN", "MIRROR_KEEPS_LABEL")
 
 
 @functools.cache

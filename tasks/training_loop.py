@@ -273,7 +273,8 @@ def learning_rate_schedule(learning_rate: float, schedule: str, steps: int):
 
 def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, batch_spec: Any,
                        units_per_step: int, forward: Callable[[Any], tuple[Any, dict[str, Any]]],
-                       metrics: tuple[str, ...], jit_compile: bool = False):
+                       metrics: tuple[str, ...], jit_compile: bool = False,
+                       prepare: Callable[[Any, Any], Any] | None = None):
     """A compiled call that runs a chunk of steps, splitting each global batch over the
     strategy's replicas.
 
@@ -285,6 +286,9 @@ def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, bat
     each name in `metrics`); sums over all replicas are divided by `units_per_step` (samples,
     or characters), so every replica count gives the same mean loss and the same update as
     one device. With `jit_compile` XLA compiles the whole call (once per chunk length).
+    `prepare(batch, step)`, if given, transforms each global batch before it is split (image
+    augmentation): a function of the batch and the step alone, so resuming and the replica
+    count change nothing it draws.
     """
     import tensorflow as tf
 
@@ -311,6 +315,8 @@ def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, bat
         return loss, metric_sums
 
     def one_step(batch) -> dict[str, Any]:
+        if prepare is not None:
+            batch = prepare(batch, step.read_value())
         loss, metric_sums = strategy.run(replica_step, args=(batch,))
         step.assign_add(1)
         total = tf.distribute.ReduceOp.SUM

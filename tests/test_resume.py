@@ -45,10 +45,11 @@ def workers_writing_into(workspace: Path) -> list[str]:
     return found
 
 
+@pytest.mark.parametrize("augment", ["none", "mirror"])  # mirror: which images flip is drawn per step too
 def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_path, mirror,
-                                                                             tiny_data):
+                                                                             tiny_data, augment):
     reference_ws, killed_ws = tmp_path / "reference", tmp_path / "killed"
-    args = resume_args(tiny_data)
+    args = [*resume_args(tiny_data), "--augment", augment]
     assert run_luigi(args, reference_ws, mirror).returncode == 0
 
     command = [sys.executable, "-m", "luigi", "--module", "pipelines", *args, "--local-scheduler"]

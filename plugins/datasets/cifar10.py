@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 KIND = "image_classification"
 DEFAULTS: dict[str, Any] = {}
+# image.augment auto mirrors half of each training batch left to right:
+# a mirrored plane, car or animal is still one.
+MIRROR_KEEPS_LABEL = True
 ARCHIVE = "cifar-10-python.tar.gz"
 REMOTE = (RemoteFile(
     ARCHIVE, ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),

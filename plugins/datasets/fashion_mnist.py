@@ -16,6 +16,9 @@ from plugins.datasets.api import ImageDataset, pinned
 
 KIND = "image_classification"
 DEFAULTS: dict[str, Any] = {}
+# image.augment auto mirrors half of each training batch left to right:
+# a mirrored shirt or shoe is still a shirt or a shoe.
+MIRROR_KEEPS_LABEL = True
 REMOTE = pinned(
     ("https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
      "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),

@@ -146,3 +146,17 @@ def decode(records, shape: list[int]):
     labels = tf.cast(records[:, 0], tf.int32) + 256 * tf.cast(records[:, 1], tf.int32)
     images = tf.cast(records[:, LABEL_BYTES:], tf.float32) / 255.0
     return tf.reshape(images, [-1, *shape]), labels
+
+
+def mirror_half(records, shape: list[int], seed: int, step):
+    """uint8 records (n, record_bytes) with about half their images mirrored left to right, which
+    half drawn from (seed, step) alone: a resumed run, and any number of replicas, see the same
+    batch. For data whose labels a mirror keeps (clothing, CIFAR-10), never digits."""
+    import tensorflow as tf
+
+    count = tf.shape(records)[0]
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+    flip = tf.random.stateless_uniform([count], seed=key) < 0.5
+    pixels = records[:, LABEL_BYTES:]
+    mirrored = tf.reshape(tf.reverse(tf.reshape(pixels, [-1, *shape]), axis=[2]), tf.shape(pixels))
+    return tf.concat([records[:, :LABEL_BYTES], tf.where(flip[:, None], mirrored, pixels)], axis=1)

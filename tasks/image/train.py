@@ -9,12 +9,15 @@ import luigi
 from luigi.freezing import recursively_unfreeze
 from luigi.util import requires
 
+from plugins import registry
 from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.image.download import dataset_label
 from tasks.image.preprocess import PreprocessImages
 from tasks.model_task import TrainingTask
 from tasks.protocol import emit
+
+AUGMENTS = ("auto", "none", "mirror")
 
 
 @requires(PreprocessImages)
@@ -38,6 +41,9 @@ class TrainImageModel(TrainingTask):
     deterministic = luigi.BoolParameter(default=False, significant=False)
     jit_compile = luigi.ChoiceParameter(choices=["auto", "always", "never"], default="auto", significant=False,
                                         description="XLA-compile the training step (auto: as the model plugin asks)")
+    augment = luigi.ChoiceParameter(choices=list(AUGMENTS), default="auto",
+                                    description="mirror half of each batch, none, or auto: mirror where the "
+                                                "dataset plugin says a mirror keeps the label")
 
     def run_name(self) -> str:
         label = dataset_label(self.dataset, recursively_unfreeze(self.dataset_options))
@@ -62,8 +68,17 @@ class TrainImageModel(TrainingTask):
             "seed": self.seed,
             "deterministic": self.deterministic,
             "jit_compile": self.jit_compile,
+            "augment": resolved_augment(self.augment, self.dataset),
         }
         return self.train_in_worker(request, folder)
+
+
+def resolved_augment(choice: str, dataset: str) -> str:
+    """none or mirror: auto mirrors where the dataset plugin declares ``MIRROR_KEEPS_LABEL = True``
+    (read from its source, without importing it)."""
+    if choice != "auto":
+        return choice
+    return "mirror" if registry.DATASETS.get(dataset).declared("MIRROR_KEEPS_LABEL") is True else "none"
 
 
 def raise_batch_too_large(batch_size: int, count: int, data: PreprocessImages) -> None:
@@ -131,9 +146,12 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
 
     xla = tf_runtime.use_xla(request.get("jit_compile", "auto"), request["model"], strategy, model,
                              request["deterministic"])
+    augment = request.get("augment", "none")
+    mirror = (lambda records, step: stream.mirror_half(records, shape, request["seed"], step)) \
+        if augment == "mirror" else None
     train_step = compile_train_step(strategy, model, optimizer, loop.step,
                                     tf.TensorSpec([batch_size, record_size], tf.uint8), batch_size,
-                                    forward, metrics=("accuracy",), jit_compile=xla)
+                                    forward, metrics=("accuracy",), jit_compile=xla, prepare=mirror)
 
     @tf.function(input_signature=[tf.TensorSpec([None, record_size], tf.uint8)])
     def eval_step(records):
@@ -165,6 +183,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["device"] = tf_runtime.device_record()
     result["jit_compile"] = xla
     result["onednn"] = onednn_record()
+    result["augment"] = augment
     result["data"] = {"train": meta["counts"]["train"], "val": val_count,
                       "steps_per_epoch": stream.steps_per_epoch(meta["counts"]["train"],
                                                                 batch_size),

@@ -1,0 +1,58 @@
+"""Image augmentation (image.augment): half of each training batch mirrored left to right, drawn
+from (seed, step); auto mirrors only where the dataset plugin says a mirror keeps the label."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tasks.image.shards import LABEL_BYTES
+from tasks.image.train import resolved_augment
+from tests.conftest import manifests, run_luigi
+
+
+@pytest.mark.parametrize("choice, dataset, expected", [
+    ("auto", "fashion_mnist", "mirror"),  # MIRROR_KEEPS_LABEL = True: clothing
+    ("auto", "cifar10", "mirror"),
+    ("auto", "mnist", "none"),  # a mirrored 2 or 7 is not a digit
+    ("auto", "arrays", "none"),  # any IDX folder: nothing is known of its labels
+    ("mirror", "mnist", "mirror"),  # the user's choice wins
+    ("none", "fashion_mnist", "none"),
+])
+def test_auto_mirrors_only_where_the_dataset_plugin_says_a_mirror_keeps_the_label(choice, dataset, expected):
+    assert resolved_augment(choice, dataset) == expected
+
+
+def test_mirror_half_flips_about_half_the_images_as_a_function_of_seed_and_step():
+    import tensorflow as tf
+
+    from tasks.image.stream import mirror_half
+
+    shape = [4, 5, 1]
+    records = np.random.default_rng(0).integers(0, 256, (400, LABEL_BYTES + 20), dtype=np.uint8)
+    out = mirror_half(tf.constant(records), shape, 3, tf.constant(7, tf.int64)).numpy()
+
+    pixels = records[:, LABEL_BYTES:].reshape(-1, *shape)
+    mirrored = pixels[:, :, ::-1, :].reshape(len(records), -1)
+    flipped = np.all(out[:, LABEL_BYTES:] == mirrored, axis=1)
+    kept = np.all(out[:, LABEL_BYTES:] == records[:, LABEL_BYTES:], axis=1)
+    assert np.all(flipped | kept)  # each image whole, as it was or mirrored
+    assert np.array_equal(out[:, :LABEL_BYTES], records[:, :LABEL_BYTES])  # labels untouched
+    assert 150 < flipped.sum() < 250
+    again = mirror_half(tf.constant(records), shape, 3, tf.constant(7, tf.int64)).numpy()
+    assert np.array_equal(again, out)  # the same step of the same run: the same batch
+    other = mirror_half(tf.constant(records), shape, 3, tf.constant(8, tf.int64)).numpy()
+    assert not np.array_equal(other, out)
+
+
+@pytest.mark.slow
+def test_mirroring_is_part_of_what_is_learnt_and_recorded(tiny, workspace, mirror):
+    small_cnn = ["--model", "cnn", "--model-params", '{"filters1": 4, "filters2": 4, "dense_units": 16}']
+    for augment in ("none", "mirror"):
+        run = run_luigi(["ImageRun", *tiny, *small_cnn, "--augment", augment], workspace, mirror)
+        assert run.returncode == 0, run
+    records = [json.loads(path.read_text())["record"] for path in manifests(workspace, "train")]
+    assert sorted(record["augment"] for record in records) == ["mirror", "none"]  # two trainings, not one
+    first, second = (record["val_loss"] for record in records)
+    assert first != second
