@@ -168,6 +168,7 @@ def test_nan_learning_rate_on_the_command_line_is_rejected():
 def test_reference_config_is_valid():
     reference = cfg.load_file(cfg.Path(__file__).parent.parent / "pipelines/configs/reference.yaml")
     assert reference.get("image", "lr_schedule") == "constant"
+    assert reference.get("image", "augment") == "none"  # as the plain tutorial script trains
 
 
 @pytest.mark.parametrize("text, line, tag", [

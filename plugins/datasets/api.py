@@ -10,6 +10,10 @@ A dataset plugin is a module with:
     Its options and their defaults (``{}`` if none). Users set them with
     ``--dataset-options '{...}'`` (``--corpus-options`` on the text path);
     unknown options are an error (see :func:`with_defaults`).
+``MIRROR_KEEPS_LABEL``
+    Optional, image datasets: True where an image mirrored left to right keeps its
+    label (clothing, objects; not digits). ``image.augment: auto`` then mirrors half
+    of each training batch. A literal, read without importing the module.
 ``REMOTE``
     Optional: the :class:`RemoteFile` s to download when no local copy is
     found, each pinned by sha256 and size. Without it the dataset is local only.
