@@ -366,9 +366,9 @@ setting("text", "jit_compile", str, "auto", choices=("auto", "always", "never"),
              "not what is learnt")
 setting("text", "onednn", str, "auto", choices=("auto", "on", "off"),
         help="oneDNN's CPU kernels (TF_ENABLE_ONEDNN_OPTS) in the TensorFlow processes of the "
-             "text path: auto (what the model plugin asks for: cnn on, 1.5x faster on an AVX2 "
-             "CPU; else TensorFlow's default or your environment's), on or off. Changes "
-             "rounding, not what is learnt")
+             "text path: auto (what the model plugin asks for; lstm and gru ask nothing, so "
+             "TensorFlow's default or your environment's), on or off. Changes rounding, not "
+             "what is learnt")
 setting("text", "temperatures", list, [0.2, 0.5, 1.0, 1.2], item=float, item_noun="temperature",
         minimum=0, open_min=True, non_empty=True,
         help="sampling temperatures, one sample each (generation only: never retrains)")
