@@ -41,7 +41,7 @@ class TrainImageModel(TrainingTask):
     deterministic = luigi.BoolParameter(default=False, significant=False)
     jit_compile = luigi.ChoiceParameter(choices=["auto", "always", "never"], default="auto", significant=False,
                                         description="XLA-compile the training step (auto: as the model plugin asks)")
-    augment = luigi.ChoiceParameter(choices=list(AUGMENTS), default="auto",
+    augment = luigi.ChoiceParameter(choices=list(AUGMENTS),  # no default: it changes what is learnt
                                     description="mirror half of each batch, none, or auto: mirror where the "
                                                 "dataset plugin says a mirror keeps the label")
 
