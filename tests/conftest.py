@@ -17,6 +17,17 @@ from plugins.datasets import idx
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Most tests wait on a TensorFlow subprocess, a luigid or a Slurm job with one core idle, so
+# the suite runs on pytest-xdist workers (pyproject.toml: -n auto --dist loadfile). loadfile
+# keeps each file on one worker: the one-node Slurm cluster and the module fixtures start once.
+MAX_WORKERS = 4  # each worker starts TensorFlow processes; more than this costs memory, not time
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker per CPU this process may use, at most MAX_WORKERS."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(usable, MAX_WORKERS))
+
 
 def make_image_set(num_train: int = 400, num_test: int = 100, num_classes: int = 4, size: int = 12,
                    seed: int = 0) -> dict[str, np.ndarray]:
