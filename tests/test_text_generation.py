@@ -96,13 +96,13 @@ def test_draws_follow_the_softmax_of_the_logits():
 
     probabilities = [0.5, 0.25, 0.125, 0.125, 0.0]
     rows = tf.repeat(tf.math.log(tf.constant([probabilities])), 40_000, axis=0)
-    drawn = draw_categorical(rows, tf.constant([3], tf.uint64), 0).numpy()
+    drawn = draw_categorical(rows, tf.constant(3, tf.int64), 0).numpy()
     frequencies = np.bincount(drawn, minlength=5) / len(drawn)
     np.testing.assert_allclose(frequencies, probabilities, atol=0.01)  # 4 standard deviations at p = 0.5
     assert frequencies[4] == 0
     # Another step (or key) draws other numbers.
-    assert not np.array_equal(drawn, draw_categorical(rows, tf.constant([3], tf.uint64), 1).numpy())
-    assert not np.array_equal(drawn, draw_categorical(rows, tf.constant([4], tf.uint64), 0).numpy())
+    assert not np.array_equal(drawn, draw_categorical(rows, tf.constant(3, tf.int64), 1).numpy())
+    assert not np.array_equal(drawn, draw_categorical(rows, tf.constant(4, tf.int64), 0).numpy())
 
 
 def test_a_longer_sample_extends_a_shorter_one():
@@ -170,3 +170,14 @@ def test_model_and_data_vocabulary_mismatch_is_an_error(tmp_path):
     (tmp_path / "vocab.json").unlink()
     with pytest.raises(TfpipeError, match="predicts 4 characters but the vocabulary has 5"):
         load_char_model(tmp_path, list("abcde"), str(tmp_path))
+
+
+def test_any_python_int_seeds_sampling_and_seeds_equal_mod_2_64_draw_the_same_text():
+    from plugins.models import lstm
+    from tasks.text.rnn import Sampler, int64_seed
+
+    assert [int64_seed(s) for s in (0, 5, 2**63, 2**64 + 5, -1)] == [0, 5, -2**63, 5, -1]
+    sampler = Sampler(lstm.build({"vocab_size": 9}, units=16, embedding_dim=4))
+    seed = np.array([1, 2, 3], dtype=np.int32)
+    np.testing.assert_array_equal(sampler(seed, [1.0], 40, seed=2**64 + 5), sampler(seed, [1.0], 40, seed=5))
+    assert not np.array_equal(sampler(seed, [1.0], 40, seed=-1), sampler(seed, [1.0], 40, seed=5))

@@ -259,21 +259,29 @@ def read_over_time(recurrence: Recurrence, x: Any, keep_outputs: bool) -> tuple[
 PHILOX = 1  # tf.random.Algorithm.PHILOX
 
 
-def draw_categorical(logits: Any, key: Any, step: Any) -> Any:
+def draw_categorical(logits: Any, seed: Any, step: Any) -> Any:
     """One categorical draw per row of logits (batch, classes) -> int32 (batch,), by the inverse
-    CDF: one uniform per row, from Philox integer bits at counter (0, step) under a uint64 key.
-    XLA and TensorFlow's own kernels draw the same bits (their float and categorical draws
-    differ), so the text does not depend on whether XLA compiled the loop; a row's draws do
-    not depend on the rows after it, and a longer sample extends a shorter one."""
+    CDF: one uniform per row, from Philox integer bits under the key and counter of the int64
+    seed pair (seed, step). XLA and TensorFlow's own kernels draw the same bits (their float and
+    categorical draws differ), so the text does not depend on whether XLA compiled the loop; a
+    row's draws do not depend on the rows after it, and a longer sample extends a shorter one.
+    Deriving key and counter from (seed, step) in the loop, as tf.random.stateless_uniform does,
+    samples one stream 5-10% faster under XLA here than a uint64 key carried into the loop
+    with the step as counter (bench/text_generation_speed.py's lstm)."""
     import tensorflow as tf
 
     cdf = tf.cumsum(tf.nn.softmax(logits), axis=-1)
-    counter = tf.stack([tf.constant(0, tf.uint64), tf.cast(step, tf.uint64)])  # low word: within this draw
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=tf.stack([seed, tf.cast(step, tf.int64)]))
     bits = tf.raw_ops.StatelessRandomUniformFullIntV2(shape=tf.shape(logits)[:1], key=key, counter=counter,
                                                       alg=PHILOX, dtype=tf.int32)
     uniform = (tf.cast(tf.bitwise.bitwise_and(bits, 0xFFFFFF), tf.float32) + 0.5) * 2**-24  # in (0, 1)
     below = tf.cast(cdf < (uniform * cdf[:, -1])[:, None], tf.int32)  # scaled: the sum may round below 1
     return tf.reduce_sum(below, axis=-1)
+
+
+def int64_seed(seed: int) -> int:
+    """Any Python int as an int64 (two's complement of seed mod 2**64): distinct seeds mod 2**64 stay distinct."""
+    return (seed + 2**63) % 2**64 - 2**63
 
 
 class Sampler:
@@ -326,7 +334,7 @@ class Sampler:
     def _prime(self, seed_ids: Any, table: Any) -> Any:
         return self.stepper.prime(seed_ids[:-1], table), seed_ids[-1]
 
-    def _sample(self, primed: Any, temperatures: Any, length: Any, key: Any, table: Any) -> Any:
+    def _sample(self, primed: Any, temperatures: Any, length: Any, seed: Any, table: Any) -> Any:
         import tensorflow as tf
 
         stepper, (states, last) = self.stepper, primed
@@ -337,7 +345,7 @@ class Sampler:
 
         def draw(i, ids, states, out):
             logits, states = stepper.step(ids, states, table)
-            ids = draw_categorical(tf.cast(logits, tf.float32) / temperatures[:, None], key, i)
+            ids = draw_categorical(tf.cast(logits, tf.float32) / temperatures[:, None], seed, i)
             return i + 1, ids, keep_shapes(states, shapes), out.write(i, ids)
 
         _, _, _, out = tf.while_loop(lambda i, *_: i < length, draw,
@@ -357,7 +365,8 @@ class Sampler:
         import tensorflow as tf
 
         return self._run("sample", primed, tf.convert_to_tensor(temperatures, tf.float32),
-                         tf.constant(length, tf.int32), tf.constant([seed % 2**64], tf.uint64), self.table()).numpy()
+                         tf.constant(length, tf.int32), tf.constant(int64_seed(seed), tf.int64),
+                         self.table()).numpy()
 
     def __call__(self, seed_ids: Any, temperatures: Any, length: int, seed: int) -> np.ndarray:
         """int32 array (len(temperatures), length) of sampled ids."""
