@@ -5,7 +5,8 @@ pipelines TASK`` and keeps luigi's [retcode] codes, with two differences:
 
 * it exits 0 when the requested task is complete at the end, also when another
   worker (under luigid) ran some of its tasks while this run waited (plain
-  ``luigi`` reports that as "already running");
+  ``luigi`` reports that as "already running"), and it waits for the tasks still
+  running under another worker when Luigi's worker stops;
 * when it fails, its last stderr line is one line saying why:
   ``tfpipe: FAILED (exit 30): ScheduledRun(date=2024-05-01): TrainImageModel failed: ...``.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,25 @@ def _is_complete(task: luigi.Task) -> bool:
         return bool(task.complete())
     except Exception:  # noqa: BLE001  a broken complete() is reported by luigi's own summary
         return False
+
+
+def _wait_for_other_workers(worker: Any, root: luigi.Task, sets: dict[str, set], poll: float = 1.0) -> None:
+    """Under luigid, Luigi's worker stops as soon as every task it still needs is running under
+    another worker (keep_alive counts pending tasks only), often while that worker finishes the
+    root. Wait while the scheduler shows one of them running, so this run ends with their result."""
+    others = {task.task_id for task in sets.get("run_by_other_worker", ())}
+    announced = False
+    while others and not _is_complete(root):
+        try:
+            running = others & set(worker._scheduler.task_list("RUNNING", ""))
+        except Exception:  # noqa: BLE001  scheduler gone: report what is known now
+            return
+        if not running:
+            return  # done, failed, or its worker died: the check after this says which
+        if not announced:
+            logger.info("waiting for %s, running under another worker", ", ".join(sorted(running)))
+            announced = True
+        time.sleep(poll)
 
 
 def _reason(worker: Any, failures: list[str], sets: dict[str, set]) -> str:
@@ -133,6 +154,7 @@ def run(argv: list[str]) -> int:
     with CmdlineParser.global_instance(argv):
         sets = summary._summary_dict(worker)
         root = summary._root_task(worker)
+    _wait_for_other_workers(worker, root, sets)
     if _is_complete(root):
         return 0
     code = _exit_code(codes, sets, root)

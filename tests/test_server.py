@@ -116,7 +116,7 @@ def attempts(folder: Path) -> list[dict]:
 def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = 180) -> None:
     deadline = time.time() + timeout
     while not condition():
-        assert process.poll() is None, f"run ended before {what}:\n{process.communicate()[0][-4000:]}"
+        assert process.poll() is None, f"run ended before {what}:\n{(process.communicate()[0] or '')[-4000:]}"
         assert time.time() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
 
@@ -298,3 +298,25 @@ def test_restarting_luigid_mid_run_finishes_the_job_without_double_work(tmp_path
         assert len(attempts(folder)) == 1, (stage, attempts(folder))  # written by one process only
     record = json.loads(manifests(workspace, "train")[0].read_text())["record"]
     assert record["final_step"] == 1500
+
+
+def test_a_run_whose_last_task_runs_under_another_worker_waits_for_it_and_exits_0(tmp_path, luigid):
+    """Luigi's worker stops when every task it needs runs under another worker; the run waits."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    command = [sys.executable, "-m", "pipelines", "run", "GateTask", "--module", "tests.gate_task",
+               "--folder", str(gate), "--no-lock", *luigid.args()]  # --no-lock: the same command twice
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "second.log"
+    try:
+        wait_for(lambda: luigid.api("task_list", status="RUNNING", upstream_status="", search="GateTask"),
+                 first, "the first run's task to run")
+        with log.open("w") as out:
+            second = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+            wait_for(lambda: "running under another worker" in log.read_text(), second, "the second run to wait")
+    finally:
+        (gate / "release").touch()  # the first run's task ends whatever happened
+    assert finish(second) == (0, None), log.read_text()
+    code, output = finish(first)
+    assert code == 0, output
+    assert "GateTask" in log.read_text().split("running under another worker")[0].splitlines()[-1]

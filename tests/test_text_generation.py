@@ -100,7 +100,7 @@ def test_draws_follow_the_softmax_of_the_logits():
     frequencies = np.bincount(drawn, minlength=5) / len(drawn)
     np.testing.assert_allclose(frequencies, probabilities, atol=0.01)  # 4 standard deviations at p = 0.5
     assert frequencies[4] == 0
-    # Another step (or key) draws other numbers.
+    # Another step (or seed) draws other numbers.
     assert not np.array_equal(drawn, draw_categorical(rows, tf.constant(3, tf.int64), 1).numpy())
     assert not np.array_equal(drawn, draw_categorical(rows, tf.constant(4, tf.int64), 0).numpy())
 
