@@ -312,10 +312,11 @@ setting("image", "lr_schedule", str, "cosine", choices=("constant", "cosine"),
 setting("image", "checkpoint_every", int, 500, minimum=1,
         help="steps between checkpoints and validation passes")
 setting("image", "seed", int, 1, minimum=0, help="seed of the initial weights and the batch order")
-setting("image", "augment", str, "auto", choices=("auto", "none", "mirror"),
-        help="training-time augmentation: mirror (half of each batch flipped left to right, "
-             "drawn from seed and step), none, or auto: mirror where the dataset plugin says "
-             "a mirror keeps the label (fashion_mnist, cifar10; not digits)")
+setting("image", "augment", str, "auto", choices=("auto", "none", "mirror", "shift", "mirror+shift"),
+        help="training-time augmentation, drawn from seed and step: mirror (half of each batch "
+             "flipped left to right), shift (each image moved by up to 2 pixels each way), "
+             "mirror+shift, none, or auto: mirror where the dataset plugin says a mirror keeps "
+             "the label (fashion_mnist, cifar10; not digits)")
 setting("image", "deterministic", bool, False,
         help="deterministic ops: bit-identical reruns, somewhat slower")
 setting("image", "jit_compile", str, "auto", choices=("auto", "always", "never"),

@@ -45,7 +45,7 @@ def workers_writing_into(workspace: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("augment", ["none", "mirror"])  # mirror: which images flip is drawn per step too
+@pytest.mark.parametrize("augment", ["none", "mirror+shift"])  # which images flip and move is drawn per step too
 def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_path, mirror,
                                                                              tiny_data, augment):
     reference_ws, killed_ws = tmp_path / "reference", tmp_path / "killed"

@@ -160,3 +160,38 @@ def mirror_half(records, shape: list[int], seed: int, step):
     pixels = records[:, LABEL_BYTES:]
     mirrored = tf.reshape(tf.reverse(tf.reshape(pixels, [-1, *shape]), axis=[2]), tf.shape(pixels))
     return tf.concat([records[:, :LABEL_BYTES], tf.where(flip[:, None], mirrored, pixels)], axis=1)
+
+
+SHIFT_PIXELS = 2  # the most an image moves each way: 2 of 28 pixels keeps a digit or a garment whole
+
+
+def shift_each(records, shape: list[int], seed: int, step, most: int = SHIFT_PIXELS):
+    """uint8 records (n, record_bytes) with each image moved by up to `most` pixels up or down and
+    left or right (what moves out is lost, what comes in is 0), each image's move drawn from
+    (seed, step) alone, as mirror_half's flips are, but independently of them."""
+    import tensorflow as tf
+
+    count = tf.shape(records)[0]
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+    key = tf.random.experimental.stateless_fold_in(key, 1)  # not mirror_half's draws
+    offsets = tf.random.stateless_uniform([count, 2], seed=key, minval=0, maxval=2 * most + 1, dtype=tf.int32)
+    pixels = records[:, LABEL_BYTES:]
+    padded = tf.pad(tf.reshape(pixels, [-1, *shape]), [[0, 0], [most, most], [most, most], [0, 0]])
+    rows = offsets[:, :1] + tf.range(shape[0])[None]  # (n, height): the padded rows each image keeps
+    columns = offsets[:, 1:] + tf.range(shape[1])[None]
+    moved = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
+    return tf.concat([records[:, :LABEL_BYTES], tf.reshape(moved, tf.shape(pixels))], axis=1)
+
+
+def augmentation(augment: str, shape: list[int], seed: int):
+    """prepare(records, step) for the training step of an image.augment value (after auto), or None."""
+    kinds = {"mirror": mirror_half, "shift": shift_each}
+    chosen = [kinds[kind] for kind in augment.split("+") if kind != "none"]
+    if not chosen:
+        return None
+
+    def prepare(records, step):
+        for transform in chosen:
+            records = transform(records, shape, seed, step)
+        return records
+    return prepare

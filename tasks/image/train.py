@@ -17,7 +17,7 @@ from tasks.image.preprocess import PreprocessImages
 from tasks.model_task import TrainingTask
 from tasks.protocol import emit
 
-AUGMENTS = ("auto", "none", "mirror")
+AUGMENTS = ("auto", "none", "mirror", "shift", "mirror+shift")
 
 
 @requires(PreprocessImages)
@@ -42,7 +42,8 @@ class TrainImageModel(TrainingTask):
     jit_compile = luigi.ChoiceParameter(choices=["auto", "always", "never"], default="auto", significant=False,
                                         description="XLA-compile the training step (auto: as the model plugin asks)")
     augment = luigi.ChoiceParameter(choices=list(AUGMENTS),  # no default: it changes what is learnt
-                                    description="mirror half of each batch, none, or auto: mirror where the "
+                                    description="mirror half of each batch, shift each image by up to 2 "
+                                                "pixels, mirror+shift, none, or auto: mirror where the "
                                                 "dataset plugin says a mirror keeps the label")
 
     def run_name(self) -> str:
@@ -147,11 +148,10 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     xla = tf_runtime.use_xla(request.get("jit_compile", "auto"), request["model"], strategy, model,
                              request["deterministic"])
     augment = request.get("augment", "none")
-    mirror = (lambda records, step: stream.mirror_half(records, shape, request["seed"], step)) \
-        if augment == "mirror" else None
     train_step = compile_train_step(strategy, model, optimizer, loop.step,
                                     tf.TensorSpec([batch_size, record_size], tf.uint8), batch_size,
-                                    forward, metrics=("accuracy",), jit_compile=xla, prepare=mirror)
+                                    forward, metrics=("accuracy",), jit_compile=xla,
+                                    prepare=stream.augmentation(augment, shape, request["seed"]))
 
     @tf.function(input_signature=[tf.TensorSpec([None, record_size], tf.uint8)])
     def eval_step(records):
