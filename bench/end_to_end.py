@@ -12,9 +12,9 @@ Each round runs, in an order that rotates from round to round:
   B  bench/plain_keras_image.py: load the IDX files, model.fit with 50 steps per compiled call
      (and XLA for the mlp, faster there on a CPU; oneDNN's kernels where tfpipe turns them on,
      for the cnn), evaluate on the test set, save a .keras file.
-With --protocol default, A and A0 take tfpipe's default image settings (12,000 steps, cosine decay
-of the learning rate, validation and a checkpoint every 500 steps) and B trains as many steps with
-the same schedule.
+With --protocol default, A and A0 take tfpipe's default image settings (pipelines/settings.py: steps,
+batch, Adam's rate, cosine decay of the learning rate, validation and a checkpoint every 500 steps)
+and B trains as many steps of the same batch with the same rate and schedule.
 Rule: wall time of the whole command, from process start to exit, both sides alike. Prints the
 machine, the medians, and the median and min-max of the per-round ratios A/B and A0/B.
 """
@@ -33,6 +33,7 @@ from machine import machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from pipelines.settings import get as setting  # noqa: E402 - the pipeline's own defaults
 from tasks.onednn import onednn_env  # noqa: E402 - the plain side gets the kernels tfpipe chooses
 
 REFERENCE = ROOT / "pipelines" / "configs" / "reference.yaml"
@@ -60,10 +61,11 @@ def tfpipe(data: Path, model: str, steps: int | None, reuse: bool) -> tuple[floa
     return wall, metrics["accuracy"]
 
 
-def plain(data: Path, model: str, steps: int, schedule: str) -> tuple[float, float]:
+def plain(data: Path, model: str, protocol: dict) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, str(ROOT / "bench" / "plain_keras_image.py"), "--data", str(data),
-                   "--model", model, "--steps", str(steps), "--lr-schedule", schedule, "--save", f"{tmp}/model.keras"]
+                   "--model", model, "--save", f"{tmp}/model.keras"]
+        command += [f"--{key.replace('_', '-')}={value}" for key, value in protocol.items()]
         if model == "mlp":
             command.append("--jit-compile")
         started = time.perf_counter()
@@ -92,13 +94,18 @@ def main() -> None:
     if "B" not in args.sides or len(args.sides) < 2:
         parser.error("--sides needs B and at least one of A, A0")
     default = args.protocol == "default"
-    steps = 12000 if default else args.steps
+    if default:  # the pipeline's own defaults
+        protocol = {key: setting(f"image.{key}").default
+                    for key in ("steps", "batch_size", "learning_rate", "lr_schedule")}
+    else:
+        protocol = {"steps": args.steps, "batch_size": 50, "learning_rate": 1e-3, "lr_schedule": "constant"}
     print(f"# machine: {machine()}")
-    print(f"# {args.protocol} protocol: {steps} Adam steps of batch 50" + (", cosine decay" if default else "")
-          + f", Fashion-MNIST from {args.data}; wall time of each whole command, {args.rounds} rounds, order rotating")
-    every = {"A": lambda m: tfpipe(args.data, m, None if default else steps, True),
-             "A0": lambda m: tfpipe(args.data, m, None if default else steps, False),
-             "B": lambda m: plain(args.data, m, steps, "cosine" if default else "constant")}
+    print(f"# {args.protocol} protocol: {protocol['steps']} Adam steps of batch {protocol['batch_size']}, "
+          f"lr {protocol['learning_rate']:g} {protocol['lr_schedule']}, Fashion-MNIST from {args.data}; "
+          f"wall time of each whole command, {args.rounds} rounds, order rotating")
+    every = {"A": lambda m: tfpipe(args.data, m, None if default else args.steps, True),
+             "A0": lambda m: tfpipe(args.data, m, None if default else args.steps, False),
+             "B": lambda m: plain(args.data, m, protocol)}
     sides = {name: every[name] for name in every if name in args.sides}
     print("| model | A tfpipe, s | A0 tfpipe, a process per stage, s | B plain Keras, s | A/B | A0/B | "
           "test accuracy A / B |")

@@ -5,9 +5,10 @@
     python bench/validation_share.py --model mlp --steps 500 --rounds 1   # a quick look
 
 Runs the image training worker (`python -m tasks.image.train`, the code a pipeline runs) with the
-default image settings (cnn, batch 50, Adam 1e-3 with the cosine schedule, a checkpoint every 500
-steps, 10% of the training samples held out) on Fashion-MNIST, which has MNIST's sizes (the
-default dataset, not on this machine): 54,000 training and 6,000 validation samples.
+default image settings, read from pipelines/settings.py (cnn; batch, Adam's rate, the cosine
+schedule and a checkpoint every 500 steps; 10% of the training samples held out) on
+Fashion-MNIST, which has MNIST's sizes (the default dataset, not on this machine): 54,000
+training and 6,000 validation samples.
 
 Two sides alternate, each run in a fresh process:
   subset: what the worker does, a fixed 2,000 validation samples at each checkpoint and the whole
@@ -17,7 +18,7 @@ Two sides alternate, each run in a fresh process:
 The rule: share = validation seconds / training seconds, both from the worker's own record
 (validation passes and checkpoint writes are timed apart from the training steps; training
 seconds leave both out). A run of --steps validates --steps/500 times, so its share overweights
-the last, whole-set point compared with the default 12,000 steps. The projection for 12,000 steps
+the last, whole-set point compared with the default steps. The projection for the default steps
 uses per-point costs measured here: a whole-set point from the whole-set runs, a subset point
 from the subset runs less one whole-set point, the training time per step from all runs.
 """
@@ -38,11 +39,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from train_step_rate import machine, prepare_image  # noqa: E402 - the same machine line and shards
 
+from pipelines.settings import get as setting  # noqa: E402 - the pipeline's own defaults
 from tasks.onednn import onednn_env  # noqa: E402 - the worker's environment, as the pipeline sets it
 
-DEFAULTS = {"model": "cnn", "model_params": {}, "batch_size": 50, "learning_rate": 1e-3, "lr_schedule": "cosine",
-            "checkpoint_every": 500, "seed": 1, "deterministic": False}
-DEFAULT_STEPS = 12000
+DEFAULTS = {"model": "cnn", "model_params": {}, "deterministic": False,
+            **{key: setting(f"image.{key}").default
+               for key in ("batch_size", "learning_rate", "lr_schedule", "checkpoint_every", "seed")}}
+DEFAULT_STEPS = setting("image.steps").default
 WHOLE = 10 ** 9  # a subset larger than the validation set: the worker validates on the whole set
 
 

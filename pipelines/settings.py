@@ -302,10 +302,13 @@ setting("image", "validation_fraction", float, 0.1, minimum=0, maximum=1, open_m
         open_max=True,
         help="fraction of the training samples held out for validation (at least one sample)")
 setting("image", "split_seed", int, 0, minimum=0, help="seed of the validation split")
-setting("image", "steps", int, 12000, minimum=1,
-        help="optimizer steps (batches), not epochs: about 11 epochs of Fashion-MNIST")
-setting("image", "batch_size", int, 50, minimum=1, help="training samples per optimizer step")
-setting("image", "learning_rate", float, 0.001, minimum=0, open_min=True,
+# 4000 x 128 at Adam 0.002 (was 12000 x 50 at 0.001): batch 128 runs 1.3x the samples per second
+# on a CPU, so the cnn's default run fits 10 minutes on 2 cores; its validation accuracy on
+# Fashion-MNIST was 93.02-93.42% over two seeds (README, "Quality per minute").
+setting("image", "steps", int, 4000, minimum=1,
+        help="optimizer steps (batches), not epochs: about 9.5 epochs of Fashion-MNIST")
+setting("image", "batch_size", int, 128, minimum=1, help="training samples per optimizer step")
+setting("image", "learning_rate", float, 0.002, minimum=0, open_min=True,
         help="learning rate of Adam")
 setting("image", "lr_schedule", str, "cosine", choices=("constant", "cosine"),
         help="constant, or cosine: decays to a tenth of learning_rate by the last step")
