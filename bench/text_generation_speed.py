@@ -5,6 +5,7 @@ stateful loop a Keras expert writes for the same model (B), priming and sampling
     python bench/text_generation_speed.py --rounds 3 --streams 1
     python bench/text_generation_speed.py --variants     # screen every variant of B first
     python bench/text_generation_speed.py --one-shot     # where XLA pays for itself in one call
+    python bench/text_generation_speed.py --per-call     # a call's fixed cost: A's API, A's function, B
 
 Both sides use the same model object (the `lstm` plugin: embedding 64, LSTM 256 units, dropout,
 dense logits; untrained, since speed does not depend on the weights), vocabulary 57 (Nietzsche
@@ -248,6 +249,36 @@ def compare(model, seed, temperatures: list[float], length: int, rounds: int) ->
         print(f"{key:<10}" + "".join(f"{m:>10,.0f}" for m in medians) + f"   {spread(wall):<20}{spread(cpu)}")
 
 
+def per_call(model, seed, calls: int) -> None:
+    """A sampling call's fixed cost, one stream and one character, timed call by call with the
+    variants interleaved: B, A's compiled function called with ready tensors, and A's API
+    (Sampler.sample with Python ints, as the generate stage calls it)."""
+    import tensorflow as tf
+
+    from tasks.text.rnn import Sampler, int64_seed
+
+    sampler, b = Sampler(model), side_b(model, seed, [0.2], 1)
+    primed, temperatures = sampler.prime(tf.constant(seed)), tf.constant([0.2])
+    function, table = sampler._function("sample", True), sampler.table()
+    length, sample_seed = tf.constant(1), tf.constant(int64_seed(0), tf.int64)
+    variants = {"B": lambda: b.sample(b.primed),
+                "A function": lambda: function(primed, temperatures, length, sample_seed, table).numpy(),
+                "A Sampler.sample": lambda: sampler.sample(primed, temperatures, 1, 0)}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for call in list(variants.values()) * 10:  # warm-up: tracing and compilation
+        call()
+    for _ in range(calls):
+        for name, call in variants.items():
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+    print(f"\none sampling call of 1 stream x 1 character, {calls} calls each, interleaved (microseconds):")
+    for name, values in times.items():
+        values.sort()
+        print(f"  {name:<18} median {statistics.median(values) * 1e6:7.0f}   quartiles "
+              f"{values[len(values) // 4] * 1e6:.0f}-{values[3 * len(values) // 4] * 1e6:.0f}")
+
+
 def one_shot(args) -> None:
     """What the generate stage pays for one call: Sampler built, primed and sampled once (4
     temperatures), tracing and compilation included, each in a fresh process, plain vs XLA."""
@@ -291,6 +322,8 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="screen every variant of B first")
     parser.add_argument("--one-shot", action="store_true", help="also time one call in a fresh process")
     parser.add_argument("--one-shot-lengths", type=int, nargs="+", default=[400, 3000, 10000])
+    parser.add_argument("--per-call", type=int, nargs="?", const=3000, default=0, metavar="CALLS",
+                        help="also time a call's fixed cost, call by call (3000 calls each)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -319,6 +352,8 @@ def main() -> None:
         screen(model, seed, args.length, args.streams)
     for n in args.streams if args.rounds > 0 else []:  # --rounds 0: the screen or one-shot times alone
         compare(model, seed, [0.2 + 1.3 * i / max(1, n - 1) for i in range(n)], args.length, args.rounds)
+    if args.per_call:
+        per_call(model, seed, args.per_call)
     if args.one_shot:
         one_shot(args)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
