@@ -17,7 +17,7 @@ def test_defaults_load_and_user_file_overrides(tmp_path):
     path = write(tmp_path, "image:\n  steps: 123\nmodels:\n  mlp:\n    hidden_units: 7\n")
     config = cfg.resolve(str(path))
     assert config.get("image", "steps") == 123
-    assert config.get("image", "batch_size") == settings.get("image.batch_size").default == 50
+    assert config.get("image", "batch_size") == settings.get("image.batch_size").default == 128
     assert config.model_params("mlp") == {"hidden_units": 7}
     assert config.model_params("cnn") == {"dropout": 0.4}  # the declared default entry
     assert str(config.origins["image.steps"]) == f"{path}:2"

@@ -37,7 +37,7 @@ def test_explain_names_the_changed_parameter_and_runs_nothing(mlp, workspace, mi
     before = manifests(workspace, "train")
     out = explain([*mlp, "--learning-rate", "0.003"], workspace, mirror)
     assert "[will run]" in verdict_line(out, f"TrainImageModel/{TINY_NAME}-mlp")
-    assert ("parameter learning_rate: 0.001 -> 0.003 (set by image.learning_rate at command line "
+    assert ("parameter learning_rate: 0.002 -> 0.003 (set by image.learning_rate at command line "
             "--learning-rate)") in out
     assert "[complete]" in verdict_line(out, f"PreprocessImages/{TINY_NAME}")
     assert "[complete]" in verdict_line(out, f"DownloadImageDataset/{TINY_NAME}")

@@ -129,7 +129,7 @@ def test_stage_tasks_take_the_parameter_names_the_run_tasks_pass(task, expected)
     assert expected <= {name for name, _ in cls.get_params()}
 
 
-@pytest.mark.parametrize("run, default", [("ImageRun", "0.001"), ("TextRun", "0.01")])
+@pytest.mark.parametrize("run, default", [("ImageRun", "0.002"), ("TextRun", "0.01")])
 def test_luigi_help_shows_each_settings_default_and_meaning(run, default):
     done = subprocess.run([sys.executable, "-m", "luigi", "--module", "pipelines", run, "--help"],
                           cwd=ROOT, capture_output=True, text=True, check=True)
