@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine  # noqa: E402
 
@@ -94,11 +96,12 @@ def main() -> None:
     if "B" not in args.sides or len(args.sides) < 2:
         parser.error("--sides needs B and at least one of A, A0")
     default = args.protocol == "default"
+    keys = ("steps", "batch_size", "learning_rate", "lr_schedule")
     if default:  # the pipeline's own defaults
-        protocol = {key: setting(f"image.{key}").default
-                    for key in ("steps", "batch_size", "learning_rate", "lr_schedule")}
-    else:
-        protocol = {"steps": args.steps, "batch_size": 50, "learning_rate": 1e-3, "lr_schedule": "constant"}
+        source = {key: setting(f"image.{key}").default for key in keys}
+    else:  # the file side A runs with, --steps over it
+        source = {**yaml.safe_load(REFERENCE.read_text())["image"], "steps": args.steps}
+    protocol = {key: source[key] for key in keys}
     print(f"# machine: {machine()}")
     print(f"# {args.protocol} protocol: {protocol['steps']} Adam steps of batch {protocol['batch_size']}, "
           f"lr {protocol['learning_rate']:g} {protocol['lr_schedule']}, Fashion-MNIST from {args.data}; "
