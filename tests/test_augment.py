@@ -87,6 +87,25 @@ def test_mirror_plus_shift_applies_both_and_none_applies_nothing():
     assert augmentation("none", shape, 9) is None
 
 
+@pytest.mark.parametrize("augment", ["mirror", "shift"])
+def test_xla_and_tensorflow_kernels_augment_alike(augment):
+    """jit_compile changes speed, not batches: a run resumed with XLA on sees what it would off."""
+    import tensorflow as tf
+
+    from tasks.image.stream import augmentation
+
+    shape = [6, 7, 1]
+    records = tf.constant(np.random.default_rng(2).integers(1, 256, (500, LABEL_BYTES + 42), dtype=np.uint8))
+    prepare = augmentation(augment, shape, 5)
+    plain = tf.function(prepare, jit_compile=False)
+    xla = tf.function(prepare, jit_compile=True)
+    for step in (0, 3, 4000):
+        step = tf.constant(step, tf.int64)
+        expected = plain(records, step).numpy()
+        assert not np.array_equal(expected, records.numpy())
+        np.testing.assert_array_equal(xla(records, step).numpy(), expected)
+
+
 @pytest.mark.slow
 def test_each_augmentation_is_part_of_what_is_learnt_and_recorded(tiny, workspace, mirror):
     small_cnn = ["--model", "cnn", "--model-params", '{"filters1": 4, "filters2": 4, "dense_units": 16}']

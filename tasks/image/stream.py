@@ -151,12 +151,13 @@ def decode(records, shape: list[int]):
 def mirror_half(records, shape: list[int], seed: int, step):
     """uint8 records (n, record_bytes) with about half their images mirrored left to right, which
     half drawn from (seed, step) alone: a resumed run, and any number of replicas, see the same
-    batch. For data whose labels a mirror keeps (clothing, CIFAR-10), never digits."""
+    batch, XLA or not (tasks.random_bits). For data whose labels a mirror keeps (clothing,
+    CIFAR-10), never digits."""
     import tensorflow as tf
 
-    count = tf.shape(records)[0]
-    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
-    flip = tf.random.stateless_uniform([count], seed=key) < 0.5
+    from tasks.random_bits import philox_bits
+
+    flip = philox_bits(seed, step, tf.shape(records)[:1]) < 0  # the sign bit: one chance in two
     pixels = records[:, LABEL_BYTES:]
     mirrored = tf.reshape(tf.reverse(tf.reshape(pixels, [-1, *shape]), axis=[2]), tf.shape(pixels))
     return tf.concat([records[:, :LABEL_BYTES], tf.where(flip[:, None], mirrored, pixels)], axis=1)
@@ -171,10 +172,13 @@ def shift_each(records, shape: list[int], seed: int, step, most: int = SHIFT_PIX
     (seed, step) alone, as mirror_half's flips are, but independently of them."""
     import tensorflow as tf
 
-    count = tf.shape(records)[0]
-    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
-    key = tf.random.experimental.stateless_fold_in(key, 1)  # not mirror_half's draws
-    offsets = tf.random.stateless_uniform([count, 2], seed=key, minval=0, maxval=2 * most + 1, dtype=tf.int32)
+    from tasks.random_bits import philox_bits
+
+    side = 2 * most + 1
+    # The pair (seed, -1 - step) is never a mirror draw's (seed, step >= 0).
+    bits = philox_bits(seed, tf.bitwise.invert(tf.cast(step, tf.int64)), tf.shape(records)[:1])
+    move = tf.bitwise.bitwise_and(bits, 0x7FFFFFFF) % (side * side)  # one of side**2 moves
+    offsets = tf.stack([move // side, move % side], axis=1)  # (n, 2): first padded row and column kept
     pixels = records[:, LABEL_BYTES:]
     padded = tf.pad(tf.reshape(pixels, [-1, *shape]), [[0, 0], [most, most], [most, most], [0, 0]])
     rows = offsets[:, :1] + tf.range(shape[0])[None]  # (n, height): the padded rows each image keeps

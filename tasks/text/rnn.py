@@ -256,24 +256,17 @@ def read_over_time(recurrence: Recurrence, x: Any, keep_outputs: bool) -> tuple[
     return (outputs[0].stack() if keep_outputs else None), state
 
 
-PHILOX = 1  # tf.random.Algorithm.PHILOX
-
-
 def draw_categorical(logits: Any, seed: Any, step: Any) -> Any:
     """One categorical draw per row of logits (batch, classes) -> int32 (batch,), by the inverse
-    CDF: one uniform per row, from Philox integer bits under the key and counter of the int64
-    seed pair (seed, step). XLA and TensorFlow's own kernels draw the same bits (their float and
-    categorical draws differ), so the text does not depend on whether XLA compiled the loop; a
-    row's draws do not depend on the rows after it, and a longer sample extends a shorter one.
-    Deriving key and counter from (seed, step) in the loop, as tf.random.stateless_uniform does,
-    samples one stream 5-10% faster under XLA here than a uint64 key carried into the loop
-    with the step as counter (bench/text_generation_speed.py's lstm)."""
+    CDF: one uniform per row, from Philox integer bits for the int64 seed pair (seed, step)
+    (tasks.random_bits), so the text does not depend on whether XLA compiled the loop; a
+    row's draws do not depend on the rows after it, and a longer sample extends a shorter one."""
     import tensorflow as tf
 
+    from tasks.random_bits import philox_bits
+
     cdf = tf.cumsum(tf.nn.softmax(logits), axis=-1)
-    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=tf.stack([seed, tf.cast(step, tf.int64)]))
-    bits = tf.raw_ops.StatelessRandomUniformFullIntV2(shape=tf.shape(logits)[:1], key=key, counter=counter,
-                                                      alg=PHILOX, dtype=tf.int32)
+    bits = philox_bits(seed, step, tf.shape(logits)[:1])
     uniform = (tf.cast(tf.bitwise.bitwise_and(bits, 0xFFFFFF), tf.float32) + 0.5) * 2**-24  # in (0, 1)
     below = tf.cast(cdf < (uniform * cdf[:, -1])[:, None], tf.int32)  # scaled: the sum may round below 1
     return tf.reduce_sum(below, axis=-1)
