@@ -175,7 +175,7 @@ def shift_each(records, shape: list[int], seed: int, step, most: int = SHIFT_PIX
     from tasks.random_bits import philox_bits
 
     side = 2 * most + 1
-    # The pair (seed, -1 - step) is never a mirror draw's (seed, step >= 0).
+    # The step -1 - step is never a mirror draw's (step >= 0).
     bits = philox_bits(seed, tf.bitwise.invert(tf.cast(step, tf.int64)), tf.shape(records)[:1])
     move = tf.bitwise.bitwise_and(bits, 0x7FFFFFFF) % (side * side)  # one of side**2 moves
     offsets = tf.stack([move // side, move % side], axis=1)  # (n, 2): first padded row and column kept

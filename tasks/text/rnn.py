@@ -258,7 +258,7 @@ def read_over_time(recurrence: Recurrence, x: Any, keep_outputs: bool) -> tuple[
 
 def draw_categorical(logits: Any, seed: Any, step: Any) -> Any:
     """One categorical draw per row of logits (batch, classes) -> int32 (batch,), by the inverse
-    CDF: one uniform per row, from Philox integer bits for the int64 seed pair (seed, step)
+    CDF: one uniform per row, from Philox integer bits for the int64 pair (seed, step)
     (tasks.random_bits), so the text does not depend on whether XLA compiled the loop; a
     row's draws do not depend on the rows after it, and a longer sample extends a shorter one."""
     import tensorflow as tf
