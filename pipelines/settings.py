@@ -320,6 +320,10 @@ setting("image", "augment", str, "auto", choices=("auto", "none", "mirror", "shi
              "flipped left to right), shift (each image moved by up to 2 pixels each way), "
              "mirror+shift, none, or auto: mirror where the dataset plugin says a mirror keeps "
              "the label (fashion_mnist, cifar10; not digits)")
+setting("image", "label_smoothing", float, 0.0, minimum=0, maximum=1, open_max=True,
+        help="training targets mixed with this weight of the uniform distribution over the "
+             "classes (0: none); the training loss is then against the smoothed targets, "
+             "validation and test losses are not")
 setting("image", "deterministic", bool, False,
         help="deterministic ops: bit-identical reruns, somewhat slower")
 setting("image", "jit_compile", str, "auto", choices=("auto", "always", "never"),

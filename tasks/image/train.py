@@ -41,6 +41,8 @@ class TrainImageModel(TrainingTask):
     deterministic = luigi.BoolParameter(default=False, significant=False)
     jit_compile = luigi.ChoiceParameter(choices=["auto", "always", "never"], default="auto", significant=False,
                                         description="XLA-compile the training step (auto: as the model plugin asks)")
+    label_smoothing = luigi.FloatParameter(description="weight of the uniform distribution mixed into "
+                                                       "the training targets (0: none)")
     augment = luigi.ChoiceParameter(choices=list(AUGMENTS),  # no default: it changes what is learnt
                                     description="mirror half of each batch, shift each image by up to 2 "
                                                 "pixels, mirror+shift, none, or auto: mirror where the "
@@ -70,6 +72,7 @@ class TrainImageModel(TrainingTask):
             "deterministic": self.deterministic,
             "jit_compile": self.jit_compile,
             "augment": resolved_augment(self.augment, self.dataset),
+            "label_smoothing": self.label_smoothing,
         }
         return self.train_in_worker(request, folder)
 
@@ -134,15 +137,11 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     batches = stream.train_chunks(meta, data_dir, batch_size, request["seed"], loop.resumed_from,
                                   loop.chunk_sizes(loop.resumed_from, total_steps))
 
-    def sums(logits, y):
-        """Summed loss and number of correct predictions of a batch."""
-        loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-        hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y)
-        return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(hits, tf.float32))
+    smoothing = request.get("label_smoothing", 0.0)
 
     def forward(records):
         x, y = stream.decode(records, shape)
-        loss, correct = sums(call(x, True), y)
+        loss, correct = batch_sums(call(x, True), y, smoothing)
         return loss, {"accuracy": correct}
 
     xla = tf_runtime.use_xla(request.get("jit_compile", "auto"), request["model"], strategy, model,
@@ -156,7 +155,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     @tf.function(input_signature=[tf.TensorSpec([None, record_size], tf.uint8)])
     def eval_step(records):
         x, y = stream.decode(records, shape)
-        return sums(call(x, False), y)
+        return batch_sums(call(x, False), y)
 
     everything = stream.eval_dataset(meta, data_dir, "val", EVAL_BATCH)
     val_count = meta["counts"]["val"]
@@ -184,11 +183,28 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["jit_compile"] = xla
     result["onednn"] = onednn_record()
     result["augment"] = augment
+    result["label_smoothing"] = smoothing
     result["data"] = {"train": meta["counts"]["train"], "val": val_count,
                       "steps_per_epoch": stream.steps_per_epoch(meta["counts"]["train"],
                                                                 batch_size),
                       "shuffle_buffer": stream.shuffle_buffer(meta)}
     return result
+
+
+def batch_sums(logits, labels, smoothing: float = 0.0):
+    """Summed cross-entropy of a batch's logits against its int labels, the targets mixed with
+    `smoothing` of the uniform distribution over the classes, and its number of correct
+    predictions."""
+    import keras
+    import tensorflow as tf
+
+    if smoothing:
+        targets = tf.one_hot(labels, tf.shape(logits)[-1], dtype=logits.dtype)
+        loss = keras.losses.categorical_crossentropy(targets, logits, from_logits=True, label_smoothing=smoothing)
+    else:
+        loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    hits = tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels)
+    return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(hits, tf.float32))
 
 
 def export(model, out: Path, example) -> list[str]:
