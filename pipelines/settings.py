@@ -324,6 +324,10 @@ setting("image", "label_smoothing", float, 0.0, minimum=0, maximum=1, open_max=T
         help="training targets mixed with this weight of the uniform distribution over the "
              "classes (0: none); the training loss is then against the smoothed targets, "
              "validation and test losses are not")
+setting("image", "ema_momentum", float, 0.0, minimum=0, maximum=1, open_max=True,
+        help="keep a moving average of the weights, each step weighing the average by this "
+             "(0.99: about the last 100 steps), and export it: the last validation point, the "
+             "test figure and the saved model are the averaged weights (0: the last weights)")
 setting("image", "deterministic", bool, False,
         help="deterministic ops: bit-identical reruns, somewhat slower")
 setting("image", "jit_compile", str, "auto", choices=("auto", "always", "never"),

@@ -45,11 +45,16 @@ def workers_writing_into(workspace: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("augment", ["none", "mirror+shift"])  # which images flip and move is drawn per step too
+@pytest.mark.parametrize("options", [
+    ["--augment", "none"],
+    ["--augment", "mirror+shift"],  # which images flip and move is drawn per step too
+    # The moving average resumes too (0.999: its start would still weigh about 2% at the end).
+    ["--augment", "none", "--ema-momentum", "0.999"],
+])
 def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_path, mirror,
-                                                                             tiny_data, augment):
+                                                                             tiny_data, options):
     reference_ws, killed_ws = tmp_path / "reference", tmp_path / "killed"
-    args = [*resume_args(tiny_data), "--augment", augment]
+    args = [*resume_args(tiny_data), *options]
     assert run_luigi(args, reference_ws, mirror).returncode == 0
 
     command = [sys.executable, "-m", "luigi", "--module", "pipelines", *args, "--local-scheduler"]

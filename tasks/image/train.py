@@ -43,6 +43,8 @@ class TrainImageModel(TrainingTask):
                                         description="XLA-compile the training step (auto: as the model plugin asks)")
     label_smoothing = luigi.FloatParameter(description="weight of the uniform distribution mixed into "
                                                        "the training targets (0: none)")
+    ema_momentum = luigi.FloatParameter(description="momentum of the moving average of the weights "
+                                                    "that the exported model holds (0: none)")
     augment = luigi.ChoiceParameter(choices=list(AUGMENTS),  # no default: it changes what is learnt
                                     description="mirror half of each batch, shift each image by up to 2 "
                                                 "pixels, mirror+shift, none, or auto: mirror where the "
@@ -73,6 +75,7 @@ class TrainImageModel(TrainingTask):
             "jit_compile": self.jit_compile,
             "augment": resolved_augment(self.augment, self.dataset),
             "label_smoothing": self.label_smoothing,
+            "ema_momentum": self.ema_momentum,
         }
         return self.train_in_worker(request, folder)
 
@@ -124,8 +127,10 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     with strategy.scope():  # variables are mirrored when the device policy has several replicas
         model, hparams = build_model(request["model"], meta, request["model_params"],
                                      "image_classifier")
+        ema_momentum = request.get("ema_momentum", 0.0)
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(
-            request["learning_rate"], request.get("lr_schedule", "constant"), request["steps"]))
+            request["learning_rate"], request.get("lr_schedule", "constant"), request["steps"]),
+            use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99)
         call = model_caller(model)  # bare tf.Module models may not take `training`
         call(example, False)  # create the variables before restoring into them
         optimizer.build(model.trainable_variables)
@@ -166,7 +171,11 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
         subset = [tf.constant(subset[i:i + EVAL_BATCH]) for i in range(0, len(subset), EVAL_BATCH)]
 
     def validate(final: bool) -> dict[str, float]:
-        """Loss and accuracy on the whole validation set at the last step, on the subset before."""
+        """Loss and accuracy on the whole validation set at the last step, on the subset before.
+        With ema_momentum, the last step first puts the averaged weights into the model: they are
+        what the last validation point, the checkpoint and the exported model hold."""
+        if final:
+            optimizer.finalize_variable_values(model.trainable_variables)  # a no-op without EMA
         source, count = (everything, val_count) if final or subset is None else (subset, subset_size)
         loss_sum = correct = 0.0
         for records in source:
@@ -184,6 +193,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["onednn"] = onednn_record()
     result["augment"] = augment
     result["label_smoothing"] = smoothing
+    result["ema_momentum"] = ema_momentum
     result["data"] = {"train": meta["counts"]["train"], "val": val_count,
                       "steps_per_epoch": stream.steps_per_epoch(meta["counts"]["train"],
                                                                 batch_size),
