@@ -14,7 +14,8 @@ Each round runs, in an order that rotates from round to round:
      for the cnn), evaluate on the test set, save a .keras file.
 With --protocol default, A and A0 take tfpipe's default image settings (pipelines/settings.py: steps,
 batch, Adam's rate, cosine decay of the learning rate, validation and a checkpoint every 500 steps)
-and B trains as many steps of the same batch with the same rate and schedule.
+and B trains as many steps of the same batch with the same rate, schedule and moving average of the
+weights (image.ema_momentum; Adam's use_ema), without mirroring (a speed comparison).
 Rule: wall time of the whole command, from process start to exit, both sides alike. Prints the
 machine, the medians, and the median and min-max of the per-round ratios A/B and A0/B.
 """
@@ -96,7 +97,7 @@ def main() -> None:
     if "B" not in args.sides or len(args.sides) < 2:
         parser.error("--sides needs B and at least one of A, A0")
     default = args.protocol == "default"
-    keys = ("steps", "batch_size", "learning_rate", "lr_schedule")
+    keys = ("steps", "batch_size", "learning_rate", "lr_schedule", "ema_momentum")
     if default:  # the pipeline's own defaults
         source = {key: setting(f"image.{key}").default for key in keys}
     else:  # the file side A runs with, --steps over it
@@ -104,7 +105,8 @@ def main() -> None:
     protocol = {key: source[key] for key in keys}
     print(f"# machine: {machine()}")
     print(f"# {args.protocol} protocol: {protocol['steps']} Adam steps of batch {protocol['batch_size']}, "
-          f"lr {protocol['learning_rate']:g} {protocol['lr_schedule']}, Fashion-MNIST from {args.data}; "
+          f"lr {protocol['learning_rate']:g} {protocol['lr_schedule']}, weight average (EMA) momentum "
+          f"{protocol['ema_momentum']:g}, Fashion-MNIST from {args.data}; "
           f"wall time of each whole command, {args.rounds} rounds, order rotating")
     every = {"A": lambda m: tfpipe(args.data, m, None if default else args.steps, True),
              "A0": lambda m: tfpipe(args.data, m, None if default else args.steps, False),

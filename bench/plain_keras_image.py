@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
                         help="cosine: decay to a tenth of the learning rate by the last step (tfpipe's default)")
+    parser.add_argument("--ema-momentum", type=float, default=0.0,
+                        help="Keras's moving average of the weights (Adam use_ema; fit puts it into the model at "
+                             "the end); 0: none")
     parser.add_argument("--validation-fraction", type=float, default=0.1)
     parser.add_argument("--steps-per-execution", type=int, default=50)
     parser.add_argument("--jit-compile", action="store_true")
@@ -59,7 +62,8 @@ def main() -> None:
     rate = args.learning_rate
     if args.lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=args.steps, alpha=0.1)
-    model.compile(optimizer=keras.optimizers.Adam(rate),
+    optimizer = keras.optimizers.Adam(rate, use_ema=args.ema_momentum > 0, ema_momentum=args.ema_momentum or 0.99)
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                   steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)
     steps_per_epoch = len(x) // args.batch_size

@@ -324,7 +324,9 @@ setting("image", "label_smoothing", float, 0.0, minimum=0, maximum=1, open_max=T
         help="training targets mixed with this weight of the uniform distribution over the "
              "classes (0: none); the training loss is then against the smoothed targets, "
              "validation and test losses are not")
-setting("image", "ema_momentum", float, 0.0, minimum=0, maximum=1, open_max=True,
+# 0.99 (was 0): on Fashion-MNIST's validation set, 93.38% and 93.50% over two seeds against 93.17%
+# and 93.43% without it, and 93.35% and 93.30% at 0.998 (README, "Quality per minute").
+setting("image", "ema_momentum", float, 0.99, minimum=0, maximum=1, open_max=True,
         help="keep a moving average of the weights, each step weighing the average by this "
              "(0.99: about the last 100 steps), and export it: the last validation point, the "
              "test figure and the saved model are the averaged weights (0: the last weights)")
