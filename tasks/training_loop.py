@@ -196,8 +196,10 @@ class TrainingLoop:
                 raise RuntimeError(f"a chunk of {steps} steps from step {current} crosses step {boundary}; "
                                    "cut chunks with chunk_sizes()")
             current += steps
-            # Seen between compiled calls, so at most STEPS_PER_CALL steps after the signal.
-            if self.stop.signal is not None:  # preempted: checkpoint this very step, a rerun resumes here
+            # Seen between compiled calls, so at most STEPS_PER_CALL steps after the signal. At the
+            # last step only the final validation remains, and a rerun would never run it (nor put
+            # ema_momentum's average into the model): finish instead, in seconds.
+            if self.stop.signal is not None and current < total_steps:  # checkpoint here, a rerun resumes here
                 self.manager.save(checkpoint_number=current)
                 atomic.write_json(self.out / "history.json", self.history)
                 raise Stopped(self.stop.signal, current)

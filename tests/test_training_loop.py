@@ -1,5 +1,6 @@
 """The training loop's chunks of steps (several steps per compiled call) and its validation schedule."""
 import json
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +38,19 @@ def killed_after(chunks, steps: int):
         fed += len(chunk)
 
 
+def stop_signal_from(chunks, loop, start: int, step: int):
+    """The chunks, a stop signal (SIGTERM, as Slurm sends before preempting) arriving while the
+    chunk from `step` on runs."""
+    fed = start
+    for chunk in chunks:
+        if fed >= step:
+            loop.stop.signal = signal.SIGTERM
+        yield chunk
+        fed += len(chunk)
+
+
 def tiny_training(out: Path, steps: int, checkpoint_every: int, validations: list | None = None,
-                  killed_at: int | None = None):
+                  killed_at: int | None = None, stop_from: int | None = None):
     """A small dense model with dropout and a cosine schedule, trained by TrainingLoop in chunks of
     whatever training_loop.STEPS_PER_CALL says (resuming from `out`'s newest checkpoint); returns
     (weights, history, result)."""
@@ -76,6 +88,8 @@ def tiny_training(out: Path, steps: int, checkpoint_every: int, validations: lis
 
     if killed_at is not None:
         chunks = killed_after(chunks, killed_at)
+    if stop_from is not None:
+        chunks = stop_signal_from(chunks, loop, loop.resumed_from, stop_from)
     result = loop.run(train_steps, chunks, steps, validate, units_per_step=16)
     history = json.loads((out / "history.json").read_text())
     return [v.numpy() for v in model.variables], history, result
@@ -103,6 +117,21 @@ def test_validation_is_final_only_at_the_last_step_and_the_run_reports_it(tmp_pa
                                      {"step": 120, "loss": 1.0, "samples": 10}]
     assert result["val_loss"] == 1.0 and "val_samples" not in result
     assert result["validation_seconds"] >= 0 and result["checkpoint_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_a_stop_signal_checkpoints_and_stops_except_in_the_last_chunk_which_finishes(tmp_path):
+    from tasks.protocol import Stopped
+
+    # Chunks of 50, 50 and 20 steps: a signal during the second stops the run at step 100.
+    with pytest.raises(Stopped, match="SIGTERM at step 100"):
+        tiny_training(tmp_path / "early", 120, checkpoint_every=50, stop_from=50)
+    # During the last, only the final validation remains: the run finishes with it.
+    validations = []
+    _, history, result = tiny_training(tmp_path / "late", 120, checkpoint_every=50, validations=validations,
+                                       stop_from=100)
+    assert validations == [False, False, True]
+    assert result["final_step"] == 120 and history["validation"][-1]["step"] == 120
 
 
 @pytest.mark.slow
