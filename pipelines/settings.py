@@ -328,8 +328,9 @@ setting("image", "label_smoothing", float, 0.0, minimum=0, maximum=1, open_max=T
 # and 93.43% without it, and 93.35% and 93.30% at 0.998 (README, "Quality per minute").
 setting("image", "ema_momentum", float, 0.99, minimum=0, maximum=1, open_max=True,
         help="keep a moving average of the weights, each step weighing the average by this "
-             "(0.99: about the last 100 steps), and export it: the last validation point, the "
-             "test figure and the saved model are the averaged weights (0: the last weights)")
+             "(0.99: about the last 100 steps; at most 1 - 10/steps, so a short run averages "
+             "about its last tenth), and export it: the last validation point, the test figure "
+             "and the saved model are the averaged weights (0: the last weights)")
 setting("image", "deterministic", bool, False,
         help="deterministic ops: bit-identical reruns, somewhat slower")
 setting("image", "jit_compile", str, "auto", choices=("auto", "always", "never"),

@@ -48,7 +48,8 @@ def workers_writing_into(workspace: Path) -> list[str]:
 @pytest.mark.parametrize("options", [
     ["--augment", "none"],
     ["--augment", "mirror+shift"],  # which images flip and move is drawn per step too
-    # The moving average resumes too (0.999: its start would still weigh about 2% at the end).
+    # The moving average resumes too (0.999, used as 1 - 10/4000 = 0.9975: an average lost at the
+    # resume would still weigh about 1e-4 at the end, which exact equality sees).
     ["--augment", "none", "--ema-momentum", "0.999"],
 ])
 def test_killed_training_resumes_from_its_checkpoint_with_identical_weights(tmp_path, mirror,

@@ -1,4 +1,5 @@
-"""image.ema_momentum: the exported model holds the moving average of the weights."""
+"""image.ema_momentum: the exported model holds the moving average of the weights, over about the
+last tenth of a short run at most."""
 from __future__ import annotations
 
 import json
@@ -7,40 +8,52 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks.image.train import averaging_momentum
 from tests.conftest import manifests, run_luigi
 
-pytestmark = pytest.mark.slow
+
+def test_the_momentum_covers_at_most_the_last_tenth_of_a_run():
+    assert averaging_momentum(0.99, 4000) == 0.99  # the default run: as set
+    assert averaging_momentum(0.99, 60) == pytest.approx(1 - 10 / 60)  # 0.99 would keep 55% of step 1
+    assert averaging_momentum(0.9, 10) == 0.0  # ten steps or fewer: the last weights
+    assert averaging_momentum(0.0, 4000) == 0.0
 
 
-def checkpoint_weights(folder: Path, step: int) -> list[np.ndarray]:
+def checkpoint_values(folder: Path, step: int, prefix: str) -> dict[int, np.ndarray]:
+    """{index: value} of the checkpoint's entries `prefix`/<index>/..."""
     import tensorflow as tf
 
-    reader = tf.train.load_checkpoint(str(folder / "checkpoints" / f"ckpt-{step}"))
-    names = sorted((name for name, _ in tf.train.list_variables(str(folder / "checkpoints" / f"ckpt-{step}"))
-                    if name.startswith("model_variables/")), key=lambda name: int(name.split("/")[1]))
-    return [reader.get_tensor(name) for name in names]
+    path = str(folder / "checkpoints" / f"ckpt-{step}")
+    reader = tf.train.load_checkpoint(path)
+    return {int(name.split("/")[-3]): reader.get_tensor(name) for name, _ in tf.train.list_variables(path)
+            if name.startswith(prefix + "/")}
 
 
+@pytest.mark.slow
 def test_the_exported_model_holds_the_moving_average_of_the_weights(tiny, workspace, mirror):
     import keras
 
-    two_steps = ["--model", "mlp", "--steps", "2", "--checkpoint-every", "1", "--batch-size", "20",
-                 "--deterministic"]
+    twenty_steps = ["--model", "mlp", "--steps", "20", "--checkpoint-every", "1", "--batch-size", "20",
+                    "--deterministic"]
     for momentum in ("0", "0.5"):
-        run = run_luigi(["ImageRun", *tiny, *two_steps, "--ema-momentum", momentum], workspace, mirror)
+        run = run_luigi(["ImageRun", *tiny, *twenty_steps, "--ema-momentum", momentum], workspace, mirror)
         assert run.returncode == 0, run
     folders = {json.loads(path.read_text())["record"]["ema_momentum"]: path.parent
                for path in manifests(workspace, "train")}
-    assert sorted(folders) == [0.0, 0.5]
-    # The average does not change training: both runs take the same first step.
-    first = checkpoint_weights(folders[0.0], 1)
-    for plain, averaged_run in zip(first, checkpoint_weights(folders[0.5], 1)):
-        np.testing.assert_array_equal(plain, averaged_run)
-    last = checkpoint_weights(folders[0.0], 2)
-    assert any(not np.array_equal(a, b) for a, b in zip(first, last))
-    # Keras's average starts at the first step's weights, then weighs itself by the momentum.
-    expected = [0.5 * a + 0.5 * b for a, b in zip(first, last)]
-    exported = keras.models.load_model(folders[0.5] / "model.keras").get_weights()
+    assert sorted(folders) == [0.0, 0.5]  # 0.5 is at most 1 - 10/20: used as given
+    plain, averaged = folders[0.0], folders[0.5]
+    # The average does not change training: both runs reach the same weights at step 19.
+    weights_19 = checkpoint_values(plain, 19, "model_variables")
+    for index, value in checkpoint_values(averaged, 19, "model_variables").items():
+        np.testing.assert_array_equal(value, weights_19[index])
+    # Keras keeps the average in the optimizer, built before Adam's two slots per weight: the first entries.
+    slots = checkpoint_values(averaged, 19, "optimizer/_variables")
+    average_19 = [slots[index] for index in sorted(slots)[:len(weights_19)]]
+    weights_20 = [checkpoint_values(plain, 20, "model_variables")[index] for index in sorted(weights_19)]
+    assert [a.shape for a in average_19] == [w.shape for w in weights_20]
+    expected = [0.5 * average + 0.5 * last for average, last in zip(average_19, weights_20)]
+    exported = keras.models.load_model(averaged / "model.keras").get_weights()
     assert len(exported) == len(expected)
-    for got, want in zip(exported, expected):
+    for got, want, last in zip(exported, expected, weights_20):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+        assert not np.allclose(got, last)  # not the last weights

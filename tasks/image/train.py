@@ -127,7 +127,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     with strategy.scope():  # variables are mirrored when the device policy has several replicas
         model, hparams = build_model(request["model"], meta, request["model_params"],
                                      "image_classifier")
-        ema_momentum = request.get("ema_momentum", 0.0)
+        ema_momentum = averaging_momentum(request.get("ema_momentum", 0.0), request["steps"])
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(
             request["learning_rate"], request.get("lr_schedule", "constant"), request["steps"]),
             use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99)
@@ -199,6 +199,16 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
                                                                 batch_size),
                       "shuffle_buffer": stream.shuffle_buffer(meta)}
     return result
+
+
+AVERAGE_SHARE = 10  # the moving average covers about 1/10 of the run at most
+
+
+def averaging_momentum(momentum: float, steps: int) -> float:
+    """image.ema_momentum as used: at most 1 - 10/steps (0 from 10 steps down), so the average
+    covers about the last tenth of a short run instead of being mostly its first steps (Keras's
+    average starts at the first step's weights: 0.99 over 60 steps kept 55% of them)."""
+    return min(momentum, max(0.0, 1.0 - AVERAGE_SHARE / steps))
 
 
 def batch_sums(logits, labels, smoothing: float = 0.0):
