@@ -62,7 +62,7 @@ def main() -> None:
     rate = args.learning_rate
     if args.lr_schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=args.steps, alpha=0.1)
-    optimizer = keras.optimizers.Adam(rate, use_ema=args.ema_momentum > 0, ema_momentum=args.ema_momentum or 0.99)
+    optimizer = keras.optimizers.Adam(rate, use_ema=args.ema_momentum > 0, ema_momentum=args.ema_momentum)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
                   steps_per_execution=args.steps_per_execution, jit_compile=args.jit_compile)

@@ -105,6 +105,7 @@ class TrainingLoop:
         import tensorflow as tf
 
         self.tf, self.out, self.label = tf, Path(out), label
+        self.model, self.optimizer = model, optimizer
         self.checkpoint_every, self.learning_rate = checkpoint_every, learning_rate
         self.log_every = max(1, min(log_every, checkpoint_every))
         self.step = tf.Variable(0, dtype=tf.int64, name="step")
@@ -216,6 +217,11 @@ class TrainingLoop:
                 steady = now
             if at_checkpoint:
                 with clock.paused("validation"):
+                    if current == total_steps:
+                        # An optimizer keeping a moving average (Keras's use_ema) puts it into the model
+                        # now: the last validation, the last checkpoint and the export see it. A no-op
+                        # otherwise.
+                        self.optimizer.finalize_variable_values(self.model.trainable_variables)
                     validation = validate(current == total_steps)
                 samples = validation.pop("samples", None)
                 self.history["validation"].append({"step": current, **validation,

@@ -130,7 +130,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
         ema_momentum = averaging_momentum(request.get("ema_momentum", 0.0), request["steps"])
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(
             request["learning_rate"], request.get("lr_schedule", "constant"), request["steps"]),
-            use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99)
+            use_ema=ema_momentum > 0, ema_momentum=ema_momentum)
         call = model_caller(model)  # bare tf.Module models may not take `training`
         call(example, False)  # create the variables before restoring into them
         optimizer.build(model.trainable_variables)
@@ -171,11 +171,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
         subset = [tf.constant(subset[i:i + EVAL_BATCH]) for i in range(0, len(subset), EVAL_BATCH)]
 
     def validate(final: bool) -> dict[str, float]:
-        """Loss and accuracy on the whole validation set at the last step, on the subset before.
-        With ema_momentum, the last step first puts the averaged weights into the model: they are
-        what the last validation point, the checkpoint and the exported model hold."""
-        if final:
-            optimizer.finalize_variable_values(model.trainable_variables)  # a no-op without EMA
+        """Loss and accuracy on the whole validation set at the last step, on the subset before."""
         source, count = (everything, val_count) if final or subset is None else (subset, subset_size)
         loss_sum = correct = 0.0
         for records in source:
