@@ -50,7 +50,7 @@ def main() -> None:
     import tensorflow as tf
 
     from tasks.text.prep import build_vocab, encode, normalise, split_text
-    from tasks.text.rnn import HeldoutScorer
+    from tasks.text.scoring import HeldoutScorer
 
     if args.threads:  # e.g. two screens side by side, one core each
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)

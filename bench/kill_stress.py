@@ -185,7 +185,7 @@ def _load_models(folder: Path, manifest: dict) -> None:
         model = keras.models.load_model(str(folder / "model.keras"), compile=False)
         assert model(np.zeros([1, *shape], np.float32)).shape[0] == 1
     else:
-        from tasks.text.rnn import load_char_model
+        from tasks.text.scoring import load_char_model
 
         vocab = json.loads((Path(request["data_dir"]) / "vocab.json").read_text())
         model = load_char_model(folder, vocab, str(folder))

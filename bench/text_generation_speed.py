@@ -39,7 +39,7 @@ variant measured twice can differ by 1.5x); B keeps the ones that do the least w
 the written-out step, the table computed once, the one-matmul (table) priming and the
 inverse-CDF draw.
 
-A, tfpipe: tasks.text.rnn.Sampler with its default, XLA (the generate stage uses it from 6,000
+A, tfpipe: tasks.text.sampling.Sampler with its default, XLA (the generate stage uses it from 6,000
 characters per stream, where compiling pays for itself). Under XLA, A and B compile to the
 same loops (same fusions, same dots); A makes its uniforms from integer random bits, so that
 XLA and plain TensorFlow draw the same text. A computes its table at its first call, B
@@ -160,7 +160,7 @@ class Side:
 def side_a(model, seed, temperatures, length, jit=True):
     import tensorflow as tf
 
-    from tasks.text.rnn import Sampler
+    from tasks.text.sampling import Sampler
 
     sampler = Sampler(model, jit_compile=jit)
     seed_t, temps = tf.constant(seed), tf.constant(temperatures, tf.float32)  # as B gets them
@@ -255,7 +255,7 @@ def per_call(model, seed, calls: int) -> None:
     (Sampler.sample with Python ints, as the generate stage calls it)."""
     import tensorflow as tf
 
-    from tasks.text.rnn import Sampler, int64_seed
+    from tasks.text.sampling import Sampler, int64_seed
 
     sampler, b = Sampler(model), side_b(model, seed, [0.2], 1)
     primed, temperatures = sampler.prime(tf.constant(seed)), tf.constant([0.2])
@@ -300,7 +300,7 @@ def child(label: str, length: int) -> None:
     import numpy as np
 
     from plugins import registry
-    from tasks.text.rnn import Sampler
+    from tasks.text.sampling import Sampler
 
     model = registry.load("models", "lstm").build({"vocab_size": 57}, units=256)
     seed = np.random.default_rng(0).integers(0, 57, 100).astype(np.int32)

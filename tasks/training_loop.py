@@ -279,6 +279,31 @@ def learning_rate_schedule(learning_rate: float, schedule: str, steps: int):
     return learning_rate
 
 
+AVERAGE_SHARE = 10  # the moving average covers about 1/10 of the run at most
+
+
+def averaging_momentum(momentum: float, steps: int) -> float:
+    """ema_momentum as used: at most 1 - 10/steps (0 from 10 steps down), so the average
+    covers about the last tenth of a short run instead of being mostly its first steps (Keras's
+    average starts at the first step's weights: 0.99 over 60 steps kept 55% of them)."""
+    return min(momentum, max(0.0, 1.0 - AVERAGE_SHARE / steps))
+
+
+def adam(request: dict[str, Any], **options: Any) -> tuple[Any, float]:
+    """The Adam optimizer a training request asks for (learning_rate, lr_schedule, steps and
+    ema_momentum), and the momentum of its moving average of the weights as used (0: none).
+    The average lives in the optimizer's variables, so checkpoints keep it; TrainingLoop puts it
+    into the model at the last step."""
+    import keras
+
+    steps = request["steps"]
+    momentum = averaging_momentum(request.get("ema_momentum", 0.0), steps)
+    rate = learning_rate_schedule(request["learning_rate"], request.get("lr_schedule", "constant"), steps)
+    optimizer = keras.optimizers.Adam(learning_rate=rate, use_ema=momentum > 0, ema_momentum=momentum,
+                                      **options)
+    return optimizer, momentum
+
+
 def compile_train_step(strategy: Any, model: Any, optimizer: Any, step: Any, batch_spec: Any,
                        units_per_step: int, forward: Callable[[Any], tuple[Any, dict[str, Any]]],
                        metrics: tuple[str, ...], jit_compile: bool = False,

@@ -6,8 +6,10 @@ import pytest
 from tests.conftest import (
     ROOT,
     TINY_NAME,
+    make_corpus,
     make_image_set,
     run_luigi,
+    stages_written_since,
     write_idx_folder,
     written_since,
 )
@@ -74,3 +76,18 @@ def test_switching_a_value_back_costs_nothing(project, workspace, mirror, runs):
         assert run_luigi([*mlp, "--learning-rate", lr], workspace, mirror, cwd=project).returncode == 0
     back = run_luigi([*mlp, "--learning-rate", "0.001"], workspace, mirror, cwd=project)
     assert back.returncode == 0 and written_since(workspace, back.started) == set()
+
+
+def test_editing_the_sampler_reruns_generation_only(project, workspace, tmp_path):
+    """Generation's code lives apart from the scorer training validates with: a sampling edit
+    keeps the trained model and its evaluation."""
+    text_run = ["TextRun", "--corpus", str(make_corpus(tmp_path / "tiny.txt")), "--steps", "10",
+                "--window", "20", "--batch-size", "8", "--model-params", '{"units": 8, "embedding_dim": 4}',
+                "--length", "20", "--seed-length", "10"]
+    assert run_luigi(text_run, workspace, extra_path=[project], cwd=project).returncode == 0
+
+    sampling = project / "tasks" / "text" / "sampling.py"
+    sampling.write_text(sampling.read_text() + "\n\ndef edited() -> int:\n    return 1\n")
+    rerun = run_luigi(text_run, workspace, extra_path=[project], cwd=project)
+    assert rerun.returncode == 0, rerun
+    assert stages_written_since(workspace, rerun.started) == {"generate", "runs"}

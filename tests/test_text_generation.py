@@ -51,7 +51,7 @@ MODELS = ["lstm", "gru", "stacked", "custom_cell"]
 
 @pytest.mark.parametrize("name", MODELS)
 def test_stepper_matches_the_full_model_on_the_whole_prefix(name):
-    from tasks.text.rnn import Stepper
+    from tasks.text.sampling import Stepper
 
     model = char_model(name)
     ids = np.random.default_rng(0).integers(0, 13, size=(3, 30)).astype(np.int32)
@@ -66,7 +66,7 @@ def test_stepper_matches_the_full_model_on_the_whole_prefix(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_priming_reads_the_seed_layer_by_layer_to_the_same_state(name):
-    from tasks.text.rnn import Stepper
+    from tasks.text.sampling import Stepper
 
     stepper = Stepper(char_model(name))
     ids = np.random.default_rng(1).integers(0, 13, size=17).astype(np.int32)
@@ -82,7 +82,7 @@ def test_priming_reads_the_seed_layer_by_layer_to_the_same_state(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_xla_and_plain_tf_function_draw_the_same_text(name):
     """XLA is an implementation detail: same seed, same text; a cell XLA cannot compile falls back."""
-    from tasks.text.rnn import Sampler
+    from tasks.text.sampling import Sampler
 
     model, seed = char_model(name), np.array([3, 1, 4, 1, 5], np.int32)
     xla, plain = Sampler(model, jit_compile=True), Sampler(model, jit_compile=False)
@@ -93,7 +93,7 @@ def test_xla_and_plain_tf_function_draw_the_same_text(name):
 
 
 def test_draws_follow_the_softmax_of_the_logits():
-    from tasks.text.rnn import draw_categorical
+    from tasks.text.sampling import draw_categorical
 
     probabilities = [0.5, 0.25, 0.125, 0.125, 0.0]
     rows = tf.repeat(tf.math.log(tf.constant([probabilities])), 40_000, axis=0)
@@ -108,7 +108,7 @@ def test_draws_follow_the_softmax_of_the_logits():
 
 def test_a_longer_sample_extends_a_shorter_one():
     from plugins.models import lstm
-    from tasks.text.rnn import Sampler
+    from tasks.text.sampling import Sampler
 
     sampler = Sampler(lstm.build({"vocab_size": 9}, units=16, embedding_dim=4))
     seed = np.array([1, 2, 3], dtype=np.int32)
@@ -119,7 +119,7 @@ def test_a_longer_sample_extends_a_shorter_one():
 
 def test_a_one_character_seed_primes_nothing():
     from plugins.models import gru
-    from tasks.text.rnn import Sampler
+    from tasks.text.sampling import Sampler
 
     sampler = Sampler(gru.build({"vocab_size": 9}, units=8, embedding_dim=4))
     states, last = sampler.prime(np.array([4], np.int32))
@@ -130,7 +130,7 @@ def test_a_one_character_seed_primes_nothing():
 
 def test_sampler_is_seeded_and_batches_temperatures():
     from plugins.models import lstm
-    from tasks.text.rnn import Sampler
+    from tasks.text.sampling import Sampler
 
     sampler = Sampler(lstm.build({"vocab_size": 9}, units=16, embedding_dim=4))
     seed = np.array([1, 2, 3], dtype=np.int32)
@@ -145,7 +145,7 @@ def test_sampler_is_seeded_and_batches_temperatures():
 def test_sampling_at_a_low_temperature_follows_the_model():
     """At a tiny temperature a sample is the argmax of the full model's next-char distribution."""
     from plugins.models import gru
-    from tasks.text.rnn import Sampler
+    from tasks.text.sampling import Sampler
 
     model = gru.build({"vocab_size": 7}, units=8, embedding_dim=3)
     dense = model.layers[-1]
@@ -161,7 +161,7 @@ def test_sampling_at_a_low_temperature_follows_the_model():
 
 def test_model_and_data_vocabulary_mismatch_is_an_error(tmp_path):
     from plugins.models import lstm
-    from tasks.text.rnn import load_char_model
+    from tasks.text.scoring import load_char_model
 
     lstm.build({"vocab_size": 4}, units=4, embedding_dim=2).save(str(tmp_path / "model.keras"))
     (tmp_path / "vocab.json").write_text(json.dumps(["a", "b", "c", "d"]))
@@ -175,7 +175,7 @@ def test_model_and_data_vocabulary_mismatch_is_an_error(tmp_path):
 
 def test_any_python_int_seeds_sampling_and_seeds_equal_mod_2_64_draw_the_same_text():
     from plugins.models import lstm
-    from tasks.text.rnn import Sampler, int64_seed
+    from tasks.text.sampling import Sampler, int64_seed
 
     assert [int64_seed(s) for s in (0, 5, 2**63, 2**64 + 5, -1)] == [0, 5, -2**63, 5, -1]
     sampler = Sampler(lstm.build({"vocab_size": 9}, units=16, embedding_dim=4))

@@ -193,7 +193,7 @@ def test_text_training_validates_on_the_validation_part_not_the_heldout_part(wor
     out = tmp_path / "train"
     result = run_text_worker({**TINY_REQUEST, "data_dir": str(data), "steps": 20, "checkpoint_every": 10}, out)
 
-    from tasks.text.rnn import HeldoutScorer, load_char_model
+    from tasks.text.scoring import HeldoutScorer, load_char_model
 
     model = load_char_model(out, json.loads((data / "vocab.json").read_text()), str(out))
     validation = HeldoutScorer(model, np.load(data / "valid_ids.npy"))()["bits_per_char"]

@@ -21,7 +21,7 @@ from tasks.text.prep import (
     split_text,
     train_size,
 )
-from tasks.text.rnn import heldout_streams
+from tasks.text.scoring import heldout_streams
 
 
 def test_decode_corpus_accepts_utf8_and_drops_a_bom():

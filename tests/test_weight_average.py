@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.image.train import averaging_momentum
+from tasks.training_loop import averaging_momentum
 from tests.conftest import manifests, run_luigi
 
 

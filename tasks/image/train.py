@@ -112,10 +112,8 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     from tasks.image.shards import verify
     from tasks.onednn import onednn_record
     from tasks.tf_runtime import build_model, model_caller, start_tensorflow
-    from tasks.training_loop import TrainingLoop, compile_train_step, learning_rate_schedule
+    from tasks.training_loop import TrainingLoop, adam, compile_train_step
     tf = start_tensorflow(request["seed"], request["deterministic"], request.get("device"))
-    import keras
-
     strategy = tf_runtime.strategy()
 
     data_dir, out = Path(request["data_dir"]), Path(request["out_dir"])
@@ -127,10 +125,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     with strategy.scope():  # variables are mirrored when the device policy has several replicas
         model, hparams = build_model(request["model"], meta, request["model_params"],
                                      "image_classifier")
-        ema_momentum = averaging_momentum(request.get("ema_momentum", 0.0), request["steps"])
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(
-            request["learning_rate"], request.get("lr_schedule", "constant"), request["steps"]),
-            use_ema=ema_momentum > 0, ema_momentum=ema_momentum)
+        optimizer, ema_momentum = adam(request)
         call = model_caller(model)  # bare tf.Module models may not take `training`
         call(example, False)  # create the variables before restoring into them
         optimizer.build(model.trainable_variables)
@@ -195,16 +190,6 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
                                                                 batch_size),
                       "shuffle_buffer": stream.shuffle_buffer(meta)}
     return result
-
-
-AVERAGE_SHARE = 10  # the moving average covers about 1/10 of the run at most
-
-
-def averaging_momentum(momentum: float, steps: int) -> float:
-    """image.ema_momentum as used: at most 1 - 10/steps (0 from 10 steps down), so the average
-    covers about the last tenth of a short run instead of being mostly its first steps (Keras's
-    average starts at the first step's weights: 0.99 over 60 steps kept 55% of them)."""
-    return min(momentum, max(0.0, 1.0 - AVERAGE_SHARE / steps))
 
 
 def batch_sums(logits, labels, smoothing: float = 0.0):

@@ -32,7 +32,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from tasks.plots import history_png
-    from tasks.text.rnn import HeldoutScorer, load_char_model
+    from tasks.text.scoring import HeldoutScorer, load_char_model
     from tasks.tf_runtime import start_tensorflow
     start_tensorflow(seed=0, deterministic=False)
     data_dir, model_dir, out = Path(request["data_dir"]), Path(request["model_dir"]), Path(request["out_dir"])

@@ -73,7 +73,8 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     from tasks.text.prep import check_temperatures, decode, encode, seed_passage
-    from tasks.text.rnn import Sampler, load_char_model
+    from tasks.text.sampling import Sampler
+    from tasks.text.scoring import load_char_model
     from tasks.tf_runtime import start_tensorflow
     start_tensorflow(seed=request["sample_seed"], deterministic=False)
     data_dir, model_dir, out = Path(request["data_dir"]), Path(request["model_dir"]), Path(request["out_dir"])

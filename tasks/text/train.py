@@ -33,6 +33,8 @@ class TrainTextModel(TrainingTask):
     lr_schedule = luigi.ChoiceParameter(choices=["constant", "cosine"],
                                         description="cosine: decay to learning_rate/10 by the last step")
     seed = luigi.IntParameter(description="seed of the initial weights and the batch order")
+    ema_momentum = luigi.FloatParameter(description="momentum of the moving average of the weights "
+                                                    "that the exported model holds (0: none)")
     checkpoint_every = luigi.IntParameter(significant=False, description="steps between checkpoints")
     deterministic = luigi.BoolParameter(default=False, significant=False)
     jit_compile = luigi.ChoiceParameter(choices=["auto", "always", "never"], default="auto", significant=False,
@@ -76,6 +78,7 @@ class TrainTextModel(TrainingTask):
             "lr_schedule": self.lr_schedule,
             "checkpoint_every": self.checkpoint_every,
             "seed": self.seed,
+            "ema_momentum": self.ema_momentum,
             "deterministic": self.deterministic,
             "jit_compile": self.jit_compile,
         }
@@ -94,11 +97,10 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     from tasks.batching import batch_indices
     from tasks.onednn import onednn_record
     from tasks.text.prep import check_window
-    from tasks.text.rnn import KIND, HeldoutScorer
+    from tasks.text.scoring import KIND, HeldoutScorer
     from tasks.tf_runtime import build_model, start_tensorflow
-    from tasks.training_loop import TrainingLoop, compile_train_step, learning_rate_schedule
+    from tasks.training_loop import TrainingLoop, adam, compile_train_step
     tf = start_tensorflow(request["seed"], request["deterministic"], request.get("device"))
-    import keras
 
     strategy = tf_runtime.strategy()
 
@@ -113,9 +115,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     with strategy.scope():  # variables are mirrored when the device policy has several replicas
         model, hparams = build_model(request["model"], {"vocab_size": meta["vocab_size"]},
                                      request["model_params"], KIND)
-        rate = learning_rate_schedule(request["learning_rate"], request.get("lr_schedule", "constant"),
-                                      total_steps)
-        optimizer = keras.optimizers.Adam(learning_rate=rate, clipnorm=CLIP_NORM)
+        optimizer, ema_momentum = adam(request, clipnorm=CLIP_NORM)
         model(tf.zeros((1, window), tf.int32))  # create the variables before restoring into them
         optimizer.build(model.trainable_variables)
     loop = TrainingLoop(out, model, optimizer, f"train {request['model']}", request["checkpoint_every"],
@@ -154,6 +154,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
     result["jit_compile"] = xla
+    result["ema_momentum"] = ema_momentum
     result["onednn"] = onednn_record()
     result["final_learning_rate"] = float(optimizer.learning_rate)  # where the schedule ended
     return result
