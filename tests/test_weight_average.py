@@ -1,5 +1,5 @@
-"""image.ema_momentum: the exported model holds the moving average of the weights, over about the
-last tenth of a short run at most."""
+"""image.ema_momentum and text.ema_momentum: the exported model holds the moving average of the
+weights, over about the last tenth of a short run at most."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tasks.training_loop import averaging_momentum
-from tests.conftest import manifests, run_luigi
+from tests.conftest import make_corpus, manifests, run_luigi
 
 
 def test_the_momentum_covers_at_most_the_last_tenth_of_a_run():
@@ -30,13 +30,19 @@ def checkpoint_values(folder: Path, step: int, prefix: str) -> dict[int, np.ndar
 
 
 @pytest.mark.slow
-def test_the_exported_model_holds_the_moving_average_of_the_weights(tiny, workspace, mirror):
+@pytest.mark.parametrize("path", ["image", "text"])
+def test_the_exported_model_holds_the_moving_average_of_the_weights(path, tiny, workspace, mirror, tmp_path):
     import keras
 
-    twenty_steps = ["--model", "mlp", "--steps", "20", "--checkpoint-every", "1", "--batch-size", "20",
-                    "--deterministic"]
+    twenty_steps = ["--steps", "20", "--checkpoint-every", "1", "--deterministic"]
+    if path == "image":
+        command = ["ImageRun", *tiny, "--model", "mlp", "--batch-size", "20", *twenty_steps]
+    else:
+        command = ["TextRun", "--corpus", str(make_corpus(tmp_path / "tiny.txt")), "--window", "10",
+                   "--batch-size", "8", "--model-params", '{"units": 8, "embedding_dim": 4}', "--length", "5",
+                   *twenty_steps]
     for momentum in ("0", "0.5"):
-        run = run_luigi(["ImageRun", *tiny, *twenty_steps, "--ema-momentum", momentum], workspace, mirror)
+        run = run_luigi([*command, "--ema-momentum", momentum], workspace, mirror)
         assert run.returncode == 0, run
     folders = {json.loads(path.read_text())["record"]["ema_momentum"]: path.parent
                for path in manifests(workspace, "train")}
@@ -46,10 +52,12 @@ def test_the_exported_model_holds_the_moving_average_of_the_weights(tiny, worksp
     weights_19 = checkpoint_values(plain, 19, "model_variables")
     for index, value in checkpoint_values(averaged, 19, "model_variables").items():
         np.testing.assert_array_equal(value, weights_19[index])
+    # Model variables that are not weights (a dropout's random state, integers) are not averaged.
+    weights_20 = [value for _, value in sorted(checkpoint_values(plain, 20, "model_variables").items())
+                  if np.issubdtype(value.dtype, np.floating)]
     # Keras keeps the average in the optimizer, built before Adam's two slots per weight: the first entries.
     slots = checkpoint_values(averaged, 19, "optimizer/_variables")
-    average_19 = [slots[index] for index in sorted(slots)[:len(weights_19)]]
-    weights_20 = [checkpoint_values(plain, 20, "model_variables")[index] for index in sorted(weights_19)]
+    average_19 = [slots[index] for index in sorted(slots)[:len(weights_20)]]
     assert [a.shape for a in average_19] == [w.shape for w in weights_20]
     expected = [0.5 * average + 0.5 * last for average, last in zip(average_19, weights_20)]
     exported = keras.models.load_model(averaged / "model.keras").get_weights()
