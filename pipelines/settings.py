@@ -370,8 +370,11 @@ setting("text", "learning_rate", float, 0.01, minimum=0, open_min=True,
         help="learning rate of Adam (gradients clipped to norm 5)")
 setting("text", "lr_schedule", str, "cosine", choices=("constant", "cosine"),
         help="constant, or cosine: decays to a tenth of learning_rate by the last step")
-setting("text", "ema_momentum", float, 0.0, minimum=0, maximum=1, open_max=True,
-        help="keep a moving average of the weights, as image.ema_momentum, and export it")
+# 0.99 (was 0): validation 1.9540 and 1.9613 bits/char over two seeds against 1.9576 and 1.9640
+# without it (README, "Quality per minute"): small, but on both seeds and for no time.
+setting("text", "ema_momentum", float, 0.99, minimum=0, maximum=1, open_max=True,
+        help="keep a moving average of the weights and export it, as image.ema_momentum "
+             "(0: the last weights)")
 setting("text", "checkpoint_every", int, 250, minimum=1,
         help="steps between checkpoints and validation passes")
 setting("text", "seed", int, 1, minimum=0, help="seed of the initial weights and the batch order")
