@@ -364,7 +364,7 @@ setting("text", "holdout", float, 0.05, minimum=0, maximum=1, open_min=True, ope
 setting("text", "window", int, 50, minimum=1,
         help="characters per training sequence (a target at every position)")
 setting("text", "steps", int, 3200, minimum=1,
-        help="optimizer steps: about 14 min on 2 CPU cores (~25k chars/s)")
+        help="optimizer steps: 9-14 min on 2 CPU cores (25-37k chars/s on the days measured)")
 setting("text", "batch_size", int, 128, minimum=1, help="sequences per optimizer step")
 setting("text", "learning_rate", float, 0.01, minimum=0, open_min=True,
         help="learning rate of Adam (gradients clipped to norm 5)")
