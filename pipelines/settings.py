@@ -320,6 +320,11 @@ setting("image", "augment", str, "auto", choices=("auto", "none", "mirror", "shi
              "flipped left to right), shift (each image moved by up to 2 pixels each way), "
              "mirror+shift, none, or auto: mirror where the dataset plugin says a mirror keeps "
              "the label (fashion_mnist, cifar10; not digits)")
+setting("image", "test_augment", str, "auto", choices=("auto", "none", "mirror"),
+        help="test-time augmentation: mirror (predict from the mean of the logits of each image "
+             "and its mirror image, in validation, in the exported model and so in the test "
+             "figure; twice the inference cost), none, or auto: mirror where training mirrors "
+             "(image.augment)")
 setting("image", "label_smoothing", float, 0.0, minimum=0, maximum=1, open_max=True,
         help="training targets mixed with this weight of the uniform distribution over the "
              "classes (0: none); the training loss is then against the smoothed targets, "

@@ -152,7 +152,8 @@ def test_gpu_resource_follows_the_policy(fake_gpus):
     common = {"dataset": "arrays", "dataset_options": {"path": "/nowhere"}, "model": "mlp",
               "validation_fraction": 0.125, "split_seed": 0, "mirror": None, "model_params": {},
               "steps": 20, "batch_size": 20, "learning_rate": 0.001, "lr_schedule": "constant",
-              "seed": 1, "augment": "none", "label_smoothing": 0.0, "ema_momentum": 0.0, "checkpoint_every": 10}
+              "seed": 1, "augment": "none", "test_augment": "none", "label_smoothing": 0.0, "ema_momentum": 0.0,
+              "checkpoint_every": 10}
     assert TrainImageModel(**common).process_resources() == {}
     assert TrainImageModel(**common, device=["gpu"]).process_resources() == {"gpu": 1}
     assert TrainImageModel(**common, device=["mirrored"], device_options={"cpus": 2}).process_resources() == {}

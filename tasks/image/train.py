@@ -14,6 +14,7 @@ from plugins.errors import TfpipeError
 from tasks import atomic
 from tasks.image.download import dataset_label
 from tasks.image.preprocess import PreprocessImages
+from tasks.image.test_time import TEST_AUGMENTS, resolved_test_augment
 from tasks.model_task import TrainingTask
 from tasks.protocol import emit
 
@@ -49,6 +50,10 @@ class TrainImageModel(TrainingTask):
                                     description="mirror half of each batch, shift each image by up to 2 "
                                                 "pixels, mirror+shift, none, or auto: mirror where the "
                                                 "dataset plugin says a mirror keeps the label")
+    test_augment = luigi.ChoiceParameter(choices=list(TEST_AUGMENTS),  # the exported model depends on it
+                                         description="predict from the mean of the logits of each image "
+                                                     "and its mirror (validation, export and so the test "
+                                                     "figure), none, or auto: mirror where training mirrors")
 
     def run_name(self) -> str:
         label = dataset_label(self.dataset, recursively_unfreeze(self.dataset_options))
@@ -60,6 +65,7 @@ class TrainImageModel(TrainingTask):
         train_count = meta["counts"]["train"]
         if self.batch_size > train_count:
             raise_batch_too_large(self.batch_size, train_count, data)
+        augment = resolved_augment(self.augment, self.dataset)
         request = {
             "data_dir": str(data.folder()),
             "out_dir": str(folder),
@@ -73,7 +79,8 @@ class TrainImageModel(TrainingTask):
             "seed": self.seed,
             "deterministic": self.deterministic,
             "jit_compile": self.jit_compile,
-            "augment": resolved_augment(self.augment, self.dataset),
+            "augment": augment,
+            "test_augment": resolved_test_augment(self.test_augment, augment),
             "label_smoothing": self.label_smoothing,
             "ema_momentum": self.ema_momentum,
         }
@@ -110,6 +117,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     from tasks import tf_runtime
     from tasks.image import stream
     from tasks.image.shards import verify
+    from tasks.image.test_time import exported_model, predictor
     from tasks.onednn import onednn_record
     from tasks.tf_runtime import build_model, model_caller, start_tensorflow
     from tasks.training_loop import TrainingLoop, adam, compile_train_step
@@ -152,10 +160,13 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
                                     forward, metrics=("accuracy",), jit_compile=xla,
                                     prepare=stream.augmentation(augment, shape, request["seed"]))
 
+    test_augment = request.get("test_augment", "none")
+    predict = predictor(call, test_augment)  # as the exported model predicts
+
     @tf.function(input_signature=[tf.TensorSpec([None, record_size], tf.uint8)])
     def eval_step(records):
         x, y = stream.decode(records, shape)
-        return batch_sums(call(x, False), y)
+        return batch_sums(predict(x), y)
 
     everything = stream.eval_dataset(meta, data_dir, "val", EVAL_BATCH)
     val_count = meta["counts"]["val"]
@@ -176,13 +187,14 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
         return {"loss": loss_sum / count, "accuracy": correct / count, "samples": count}
 
     result = loop.run(train_step, batches, total_steps, validate, units_per_step=batch_size)
-    result["exported"] = export(model, out, example)
+    result["exported"] = export(exported_model(model, shape, test_augment), out, example, predict)
     result["hparams"] = hparams
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
     result["jit_compile"] = xla
     result["onednn"] = onednn_record()
     result["augment"] = augment
+    result["test_augment"] = test_augment
     result["label_smoothing"] = smoothing
     result["ema_momentum"] = ema_momentum
     result["data"] = {"train": meta["counts"]["train"], "val": val_count,
@@ -208,8 +220,9 @@ def batch_sums(logits, labels, smoothing: float = 0.0):
     return tf.reduce_sum(loss), tf.reduce_sum(tf.cast(hits, tf.float32))
 
 
-def export(model, out: Path, example) -> list[str]:
-    """SavedModel (loads without any tfpipe or plugin code) and, where possible, .keras."""
+def export(model, out: Path, example, predict) -> list[str]:
+    """SavedModel (loads without any tfpipe or plugin code) and, where possible, .keras. A bare
+    tf.Module serves `predict(x)`."""
     import tensorflow as tf
 
     exported = []
@@ -219,7 +232,7 @@ def export(model, out: Path, example) -> list[str]:
             model.export(str(saved), verbose=False)
         else:  # a bare tf.Module: export its call as the serving endpoint
             spec = tf.TensorSpec([None, *example.shape[1:]], tf.float32)
-            model.serve = tf.function(lambda x: model(x), input_signature=[spec])
+            model.serve = tf.function(predict, input_signature=[spec])
             tf.saved_model.save(model, str(saved))
 
     # Saved under temporary names and renamed: a killed or disk-full save leaves no partial model.
