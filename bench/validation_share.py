@@ -49,11 +49,11 @@ DEFAULT_STEPS = setting("image.steps").default
 WHOLE = 10 ** 9  # a subset larger than the validation set: the worker validates on the whole set
 
 
-def run_worker(model: str, data: Path, steps: int, subset: int | None, tmp: Path) -> dict:
+def run_worker(model: str, data: Path, steps: int, subset: int | None, tmp: Path, test_augment: str) -> dict:
     """The training worker's record: seconds of training, validation and checkpoints."""
     out = Path(tempfile.mkdtemp(dir=tmp))
     request = {**DEFAULTS, "model": model, "data_dir": str(data), "out_dir": str(out), "steps": steps,
-               **({"validation_subset": subset} if subset else {})}
+               "test_augment": test_augment, **({"validation_subset": subset} if subset else {})}
     (out / "request.json").write_text(json.dumps(request))
     done = subprocess.run([sys.executable, "-m", "tasks.image.train", str(out / "request.json")], cwd=ROOT,
                           capture_output=True, text=True, env={**os.environ, **onednn_env("auto", model)})
@@ -78,10 +78,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", default="cnn", choices=["cnn", "mlp"], help="default: cnn, the default model")
     parser.add_argument("--fashion", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--test-augment", default="none", choices=["none", "mirror"],
+                        help="none: as on the default dataset (MNIST); mirror: as image.test_augment: auto "
+                             "predicts on Fashion-MNIST, the image and its mirror at every validation point")
     args = parser.parse_args()
     points = args.steps // DEFAULTS["checkpoint_every"]
     print(f"# Validation share of training time, default image config ({args.model}), {args.steps} steps per run, "
-          f"{points} validation points\n# {machine()}", flush=True)
+          f"{points} validation points, test_augment {args.test_augment}\n# {machine()}", flush=True)
     runs: dict[str, list[dict]] = {"subset": [], "whole": []}
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -89,7 +92,8 @@ def main() -> None:
         for i in range(args.rounds):
             order = ["subset", "whole"] if i % 2 == 0 else ["whole", "subset"]  # each side leads in turn
             for side in order:
-                runs[side].append(run_worker(args.model, shards, args.steps, WHOLE if side == "whole" else None, tmp))
+                runs[side].append(run_worker(args.model, shards, args.steps, WHOLE if side == "whole" else None, tmp,
+                                             args.test_augment))
                 run = runs[side][-1]
                 print(f"  round {i + 1} {side:<6}: validation {run['validation']:6.1f} s, training "
                       f"{run['training']:7.1f} s, share {100 * run['share']:.1f}%, samples per point "
