@@ -15,7 +15,8 @@ Each round runs, in an order that rotates from round to round:
 With --protocol default, A and A0 take tfpipe's default image settings (pipelines/settings.py: steps,
 batch, Adam's rate, cosine decay of the learning rate, validation and a checkpoint every 500 steps)
 and B trains as many steps of the same batch with the same rate, schedule and moving average of the
-weights (image.ema_momentum; Adam's use_ema), without mirroring (a speed comparison).
+weights (image.ema_momentum; Adam's use_ema), without mirroring in training or at prediction (a
+speed comparison; A and A0 do both on Fashion-MNIST, as the defaults say: more work on their side).
 Rule: wall time of the whole command, from process start to exit, both sides alike. Prints the
 machine, the medians, and the median and min-max of the per-round ratios A/B and A0/B.
 """

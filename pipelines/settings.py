@@ -320,6 +320,8 @@ setting("image", "augment", str, "auto", choices=("auto", "none", "mirror", "shi
              "flipped left to right), shift (each image moved by up to 2 pixels each way), "
              "mirror+shift, none, or auto: mirror where the dataset plugin says a mirror keeps "
              "the label (fashion_mnist, cifar10; not digits)")
+# auto (new on 2026-11-29): the default cnn's validation accuracy on Fashion-MNIST rose on three of four
+# seeds (+0.19, -0.18, +0.27, +0.27 points), for a second forward pass where it predicts, none in training.
 setting("image", "test_augment", str, "auto", choices=("auto", "none", "mirror"),
         help="test-time augmentation: mirror (predict from the mean of the logits of each image "
              "and its mirror image, in validation, in the exported model and so in the test "
