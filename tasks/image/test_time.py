@@ -21,10 +21,11 @@ def resolved_test_augment(choice: str, augment: str) -> str:
 
 
 def mirror_image(x: Any) -> Any:
-    """Images (batch, height, width, channels) flipped left to right."""
-    import tensorflow as tf
+    """Images (batch, height, width, channels) flipped left to right: a Keras op, so that it works on
+    tensors in the worker's graphs and on the symbolic input of the saved Keras model alike."""
+    import keras
 
-    return tf.reverse(x, axis=[2])
+    return keras.ops.flip(x, axis=2)
 
 
 def predictor(call: Callable[[Any, bool], Any], test_augment: str) -> Callable[[Any], Any]:
@@ -44,5 +45,5 @@ def exported_model(model: Any, shape: list[int], test_augment: str) -> Any:
     if test_augment == "none" or not isinstance(model, keras.Model):
         return model
     x = keras.Input(shape=tuple(shape))
-    mean = keras.layers.Average(name="mirror_mean")([model(x), model(keras.ops.flip(x, axis=2))])
+    mean = keras.layers.Average(name="mirror_mean")([model(x), model(mirror_image(x))])
     return keras.Model(x, mean, name=f"{model.name}_mirror_averaged")
