@@ -379,6 +379,9 @@ setting("text", "lr_schedule", str, "cosine", choices=("constant", "cosine"),
         help="constant, or cosine: decays to a tenth of learning_rate by the last step")
 # 0.99 (was 0): validation 1.9540 and 1.9613 bits/char over two seeds against 1.9576 and 1.9640
 # without it (README, "Quality per minute"): small, but on both seeds and for no time.
+setting("text", "weight_decay", float, 0.0, minimum=0,
+        help="decoupled weight decay (AdamW): each step shrinks every weight by weight_decay "
+             "x the learning rate (0: none)")
 setting("text", "ema_momentum", float, 0.99, minimum=0, maximum=1, open_max=True,
         help="keep a moving average of the weights and export it, as image.ema_momentum "
              "(0: the last weights)")

@@ -290,17 +290,19 @@ def averaging_momentum(momentum: float, steps: int) -> float:
 
 
 def adam(request: dict[str, Any], **options: Any) -> tuple[Any, float]:
-    """The Adam optimizer a training request asks for (learning_rate, lr_schedule, steps and
-    ema_momentum), and the momentum of its moving average of the weights as used (0: none).
-    The average lives in the optimizer's variables, so checkpoints keep it; TrainingLoop puts it
-    into the model at the last step."""
+    """The Adam optimizer a training request asks for (learning_rate, lr_schedule, steps,
+    weight_decay and ema_momentum), and the momentum of its moving average of the weights as
+    used (0: none). The average lives in the optimizer's variables, so checkpoints keep it;
+    TrainingLoop puts it into the model at the last step."""
     import keras
 
     steps = request["steps"]
     momentum = averaging_momentum(request.get("ema_momentum", 0.0), steps)
     rate = learning_rate_schedule(request["learning_rate"], request.get("lr_schedule", "constant"), steps)
+    # Decoupled (AdamW): each step shrinks every weight by weight_decay x the step's learning rate.
+    decay = request.get("weight_decay", 0.0) or None
     optimizer = keras.optimizers.Adam(learning_rate=rate, use_ema=momentum > 0, ema_momentum=momentum,
-                                      **options)
+                                      weight_decay=decay, **options)
     return optimizer, momentum
 
 

@@ -33,10 +33,12 @@ def char_model(name: str, vocab: int = 13):
     from plugins import registry
 
     if name in ("lstm", "gru"):
-        return registry.load("models", name).build({"vocab_size": vocab}, units=24, embedding_dim=6, dropout=0.5)
+        return registry.load("models", name).build({"vocab_size": vocab}, units=24, embedding_dim=6, dropout=0.5,
+                                                   **({"input_dropout": 0.25} if name == "lstm" else {}))
     layers = keras.layers
     recurrent = {
-        "stacked": [layers.LSTM(16, return_sequences=True, use_bias=False), layers.Dense(12, activation="relu"),
+        "stacked": [layers.SpatialDropout1D(0.2), layers.GaussianNoise(0.1),
+                    layers.LSTM(16, return_sequences=True, use_bias=False), layers.Dense(12, activation="relu"),
                     layers.GRU(10, return_sequences=True, reset_after=False),
                     layers.GRU(9, return_sequences=True, activation="relu"),
                     layers.SimpleRNN(8, return_sequences=True), layers.Dropout(0.3)],

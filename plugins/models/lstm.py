@@ -2,14 +2,19 @@
 from plugins.models.char_rnn import build_char_rnn
 
 KIND = "char_language_model"
-DEFAULTS = {"units": 256, "embedding_dim": 64, "dropout": 0.2}
+# Literals: the registry reads them from the source without importing the plugin.
+DEFAULTS = {"units": 256, "embedding_dim": 64, "dropout": 0.2, "input_dropout": 0.0, "recurrent_dropout": 0.0}
 # Checked before anything runs, like a setting (pipelines/plugin_checks.py).
 LIMITS = {"units": {"minimum": 1}, "embedding_dim": {"minimum": 1},
-          "dropout": {"minimum": 0, "maximum": 1, "open_max": True}}
+          "dropout": {"minimum": 0, "maximum": 1, "open_max": True},
+          "input_dropout": {"minimum": 0, "maximum": 1, "open_max": True},
+          "recurrent_dropout": {"minimum": 0, "maximum": 1, "open_max": True}}
 
 
-def build(spec: dict, units: int = 256, embedding_dim: int = 64, dropout: float = 0.2):
+def build(spec: dict, units: int = 256, embedding_dim: int = 64, dropout: float = 0.2,
+          input_dropout: float = 0.0, recurrent_dropout: float = 0.0):
     """spec: {"vocab_size": n}. Maps int ids (batch, time) to logits (batch, time, n)."""
     import keras
 
-    return build_char_rnn("lstm", keras.layers.LSTM, spec, units, embedding_dim, dropout)
+    return build_char_rnn("lstm", keras.layers.LSTM, spec, units, embedding_dim, dropout, input_dropout,
+                          recurrent_dropout)

@@ -104,9 +104,13 @@ class Stepper:
     def __init__(self, model: Any):
         import keras
 
+        # Dropout and noise layers do nothing at inference, and a spatial dropout would refuse
+        # the single positions a step feeds it: the stepper leaves them out.
+        noise = (keras.layers.Dropout, keras.layers.GaussianDropout, keras.layers.GaussianNoise,
+                 keras.layers.AlphaDropout)
         self.layers: list[Any] = []  # keras layers and Recurrence objects, in order
         for layer in model.layers:
-            if isinstance(layer, keras.layers.InputLayer):
+            if isinstance(layer, (keras.layers.InputLayer, *noise)):
                 continue
             if isinstance(layer, keras.layers.Bidirectional) or getattr(layer, "go_backwards", False):
                 raise TfpipeError(f"layer {layer.name!r} reads the text backwards; a character model "

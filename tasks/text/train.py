@@ -33,6 +33,8 @@ class TrainTextModel(TrainingTask):
     lr_schedule = luigi.ChoiceParameter(choices=["constant", "cosine"],
                                         description="cosine: decay to learning_rate/10 by the last step")
     seed = luigi.IntParameter(description="seed of the initial weights and the batch order")
+    weight_decay = luigi.FloatParameter(description="decoupled weight decay: each step shrinks the "
+                                                    "weights by weight_decay x the learning rate")
     ema_momentum = luigi.FloatParameter(description="momentum of the moving average of the weights "
                                                     "that the exported model holds (0: none)")
     checkpoint_every = luigi.IntParameter(significant=False, description="steps between checkpoints")
@@ -78,6 +80,7 @@ class TrainTextModel(TrainingTask):
             "lr_schedule": self.lr_schedule,
             "checkpoint_every": self.checkpoint_every,
             "seed": self.seed,
+            "weight_decay": self.weight_decay,
             "ema_momentum": self.ema_momentum,
             "deterministic": self.deterministic,
             "jit_compile": self.jit_compile,
@@ -154,6 +157,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
     result["jit_compile"] = xla
+    result["weight_decay"] = request["weight_decay"]
     result["ema_momentum"] = ema_momentum
     result["onednn"] = onednn_record()
     result["final_learning_rate"] = float(optimizer.learning_rate)  # where the schedule ended
