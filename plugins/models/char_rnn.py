@@ -2,7 +2,7 @@
 
 
 def build_char_rnn(name: str, recurrent_layer, spec: dict, units: int, embedding_dim: int, dropout: float,
-                   input_dropout: float = 0.0, recurrent_dropout: float = 0.0):
+                   input_dropout: float, recurrent_dropout: float):
     """spec: {"vocab_size": n}. Maps int ids (batch, time) to logits (batch, time, n).
     `input_dropout` drops embedding features with one mask per sequence (a dropped feature stays
     dropped along the window), `recurrent_dropout` the recurrent state's features (Keras's own,

@@ -11,10 +11,9 @@ LIMITS = {"units": {"minimum": 1}, "embedding_dim": {"minimum": 1},
           "recurrent_dropout": {"minimum": 0, "maximum": 1, "open_max": True}}
 
 
-def build(spec: dict, units: int = 256, embedding_dim: int = 64, dropout: float = 0.2,
-          input_dropout: float = 0.0, recurrent_dropout: float = 0.0):
-    """spec: {"vocab_size": n}. Maps int ids (batch, time) to logits (batch, time, n)."""
+def build(spec: dict, **hparams):
+    """spec: {"vocab_size": n}; hparams: any of DEFAULTS' keys. Maps int ids (batch, time) to
+    logits (batch, time, n)."""
     import keras
 
-    return build_char_rnn("lstm", keras.layers.LSTM, spec, units, embedding_dim, dropout, input_dropout,
-                          recurrent_dropout)
+    return build_char_rnn("lstm", keras.layers.LSTM, spec, **{**DEFAULTS, **hparams})

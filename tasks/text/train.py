@@ -157,7 +157,7 @@ def work(request: dict[str, Any]) -> dict[str, Any]:
     result["parameters"] = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
     result["device"] = tf_runtime.device_record()
     result["jit_compile"] = xla
-    result["weight_decay"] = request["weight_decay"]
+    result["weight_decay"] = request.get("weight_decay", 0.0)
     result["ema_momentum"] = ema_momentum
     result["onednn"] = onednn_record()
     result["final_learning_rate"] = float(optimizer.learning_rate)  # where the schedule ended
