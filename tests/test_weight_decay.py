@@ -29,10 +29,20 @@ def test_the_lstm_plugin_hands_its_dropouts_to_keras():
     (input_drop,) = [layer for layer in model.layers if isinstance(layer, keras.layers.SpatialDropout1D)]
     (recurrent,) = [layer for layer in model.layers if isinstance(layer, keras.layers.LSTM)]
     assert (input_drop.rate, recurrent.recurrent_dropout) == (0.25, 0.125)
-    # At inference neither drops anything: the same ids give the same logits twice.
+    assert not any(isinstance(layer, keras.layers.SpatialDropout1D)  # no dead layer at rate 0
+                   for layer in lstm.build({"vocab_size": 7}, units=4, input_dropout=0.0).layers)
+
+
+def test_input_dropout_drops_in_training_only():
+    from plugins.models import lstm
+
     ids = np.arange(6, dtype=np.int32)[None, :]
-    np.testing.assert_array_equal(model(ids, training=False), model(ids, training=False))
-    assert not np.array_equal(model(ids, training=True), model(ids, training=True))
+    model = lstm.build({"vocab_size": 7}, units=4, embedding_dim=3, dropout=0.0, input_dropout=0.5)
+    inference = model(ids, training=False)
+    np.testing.assert_array_equal(model(ids, training=False), inference)
+    assert not np.allclose(model(ids, training=True), inference)  # the only dropout left is the input's
+    plain = lstm.build({"vocab_size": 7}, units=4, embedding_dim=3, dropout=0.0, input_dropout=0.0)
+    np.testing.assert_allclose(plain(ids, training=True), plain(ids, training=False), rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ def build_char_rnn(name: str, recurrent_layer, spec: dict, units: int, embedding
                    input_dropout: float, recurrent_dropout: float):
     """spec: {"vocab_size": n}. Maps int ids (batch, time) to logits (batch, time, n).
     `input_dropout` drops embedding features with one mask per sequence (a dropped feature stays
-    dropped along the window), `recurrent_dropout` the recurrent state's features (Keras's own,
-    about 1.5x slower on a CPU), `dropout` the recurrent layer's outputs."""
+    dropped along the window), `recurrent_dropout` the recurrent state's features (Keras's own;
+    1.5x slower on a 2-core CPU in the one run measured), `dropout` the recurrent layer's outputs."""
     import keras
     from keras import layers
 
