@@ -7,8 +7,10 @@ opinion on the text path's validation figure, and a quick way to screen model si
 
 The text is split as the pipeline splits it (lower-cased; the last 5% held out, the 5% before it
 for validation), and the model is the lstm/gru plugin's shape (embedding, recurrent layers,
-dropout, logits). Training draws random window starts (with replacement, seeded by the step),
-Adam with gradients clipped to norm 5 and the pipeline's cosine schedule (to a tenth). The
+dropout, logits; with the lstm plugin's default input dropout, SpatialDropout1D on the
+embedding). Training draws random window starts (with replacement, seeded by the step),
+Adam with gradients clipped to norm 5, the text path's decoupled weight decay and the
+pipeline's cosine schedule (to a tenth); no moving average of the weights. The
 figures are scored by the pipeline's own HeldoutScorer (16 streams, the state carried), so they
 read like TextRun's: validation every --every steps, held-out once at the end. Its initial
 weights and batches differ from the pipeline's: comparing the two says how far one seed moves
@@ -40,6 +42,9 @@ def main() -> None:
                           ("threads", 0)):
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--input-dropout", type=float, default=0.1,
+                        help="SpatialDropout1D on the embedding, as the lstm plugin's input_dropout (0: none)")
+    parser.add_argument("--weight-decay", type=float, default=0.1, help="as text.weight_decay (0: none)")
     parser.add_argument("--learning-rate", type=float, default=0.01)
     args = parser.parse_args()
     if args.steps % CALL:
@@ -65,12 +70,14 @@ def main() -> None:
     layers = keras.layers
     recurrent = {"lstm": layers.LSTM, "gru": layers.GRU}[args.cell]
     stack = [keras.Input((None,), dtype="int32"), layers.Embedding(len(vocab), args.embedding_dim)]
+    if args.input_dropout:
+        stack.append(layers.SpatialDropout1D(args.input_dropout))
     for _ in range(args.layers):
         stack.append(recurrent(args.units, return_sequences=True))
         stack.append(layers.Dropout(args.dropout))
     model = keras.Sequential([*stack, layers.Dense(len(vocab))])
     rate = keras.optimizers.schedules.CosineDecay(args.learning_rate, args.steps, alpha=0.1)
-    optimizer = keras.optimizers.Adam(rate, clipnorm=5.0)
+    optimizer = keras.optimizers.Adam(rate, clipnorm=5.0, weight_decay=args.weight_decay or None)
     text_tensor, starts = tf.constant(train), len(train) - args.window - 1
     offsets = tf.range(args.window + 1)
 
