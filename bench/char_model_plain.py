@@ -30,6 +30,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import machine  # noqa: E402
 
+from pipelines import settings  # noqa: E402 - the declared defaults, no TensorFlow
+from plugins.models import lstm  # noqa: E402 - its DEFAULTS; Keras is imported only by build()
+
 CALL = 25  # steps per compiled call
 
 
@@ -42,9 +45,10 @@ def main() -> None:
                           ("threads", 0)):
         parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--input-dropout", type=float, default=0.1,
+    parser.add_argument("--input-dropout", type=float, default=lstm.DEFAULTS["input_dropout"],
                         help="SpatialDropout1D on the embedding, as the lstm plugin's input_dropout (0: none)")
-    parser.add_argument("--weight-decay", type=float, default=0.1, help="as text.weight_decay (0: none)")
+    parser.add_argument("--weight-decay", type=float, default=settings.get("text.weight_decay").default,
+                        help="as text.weight_decay (0: none)")
     parser.add_argument("--learning-rate", type=float, default=0.01)
     args = parser.parse_args()
     if args.steps % CALL:
