@@ -1,7 +1,7 @@
 """A character language model trained in a plain Keras loop, outside the pipeline: a second
 opinion on the text path's validation figure, and a quick way to screen model sizes.
 
-    python bench/char_model_plain.py --corpus nietzsche.txt                 # LSTM 256, 3,200 steps
+    python bench/char_model_plain.py --corpus nietzsche.txt                 # the text defaults: LSTM 256, text.steps
     python bench/char_model_plain.py --corpus nietzsche.txt --units 384 --steps 2100
     python bench/char_model_plain.py --corpus nietzsche.txt --layers 2 --steps 1725
 
@@ -40,16 +40,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="a UTF-8 text file (Nietzsche)")
     parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
-    for name, default in (("units", 256), ("layers", 1), ("embedding-dim", 64), ("steps", 3200),
-                          ("batch-size", 128), ("window", 50), ("every", 400), ("seed", 1),
-                          ("threads", 0)):
+    text = {key: settings.get(f"text.{key}").default for key in ("steps", "batch_size", "window", "learning_rate")}
+    for name, default in (("units", lstm.DEFAULTS["units"]), ("layers", 1),
+                          ("embedding-dim", lstm.DEFAULTS["embedding_dim"]), ("steps", text["steps"]),
+                          ("batch-size", text["batch_size"]), ("window", text["window"]), ("every", 400),
+                          ("seed", 1), ("threads", 0)):
         parser.add_argument(f"--{name}", type=int, default=default)
-    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--dropout", type=float, default=lstm.DEFAULTS["dropout"])
     parser.add_argument("--input-dropout", type=float, default=lstm.DEFAULTS["input_dropout"],
                         help="SpatialDropout1D on the embedding, as the lstm plugin's input_dropout (0: none)")
     parser.add_argument("--weight-decay", type=float, default=settings.get("text.weight_decay").default,
                         help="as text.weight_decay (0: none)")
-    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--learning-rate", type=float, default=text["learning_rate"])
     args = parser.parse_args()
     if args.steps % CALL:
         parser.error(f"--steps must be a multiple of {CALL}")

@@ -6,13 +6,16 @@ from pathlib import Path
 
 
 def cpu_model() -> str:
+    """The CPU's name and its widest vector instructions: two VMs both named "AMD EPYC" differed
+    1.9x in the LSTM's speed, one with AVX-512 (where TensorFlow turns oneDNN on), one without."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+        return platform.processor() or platform.machine() or "unknown CPU"
+    field = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in reversed(lines) if ":" in line}
+    flags = set(field.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{field.get('model name', platform.machine())} ({vector})"
 
 
 def version(*distributions: str) -> str:

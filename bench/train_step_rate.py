@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from machine import cpu_model  # noqa: E402 - bench/machine.py, the name every bench script prints
+
 from pipelines import settings  # noqa: E402 - the declared defaults, no TensorFlow
 from tasks.onednn import ENV, onednn_env  # noqa: E402 - A's environment, as the pipeline sets it
 from tasks.training_loop import WARMUP_STEPS  # noqa: E402 - both sides count by the loop's constant
@@ -231,8 +233,7 @@ def label(spe: int, jit: bool, onednn: bool) -> str:
 def machine() -> str:
     import tensorflow as tf
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
+    model = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (f"{model}, {cores} cores usable ({os.cpu_count()} online), TensorFlow {tf.__version__}, "
             f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")
