@@ -46,7 +46,8 @@ def main() -> None:
                           ("batch-size", text["batch_size"]), ("window", text["window"]), ("every", 400),
                           ("seed", 1), ("threads", 0)):
         parser.add_argument(f"--{name}", type=int, default=default)
-    parser.add_argument("--dropout", type=float, default=lstm.DEFAULTS["dropout"])
+    parser.add_argument("--dropout", type=float, default=lstm.DEFAULTS["dropout"],
+                        help="on the recurrent outputs, as the lstm plugin's dropout")
     parser.add_argument("--input-dropout", type=float, default=lstm.DEFAULTS["input_dropout"],
                         help="SpatialDropout1D on the embedding, as the lstm plugin's input_dropout (0: none)")
     parser.add_argument("--weight-decay", type=float, default=settings.get("text.weight_decay").default,

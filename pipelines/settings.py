@@ -370,8 +370,9 @@ setting("text", "holdout", float, 0.05, minimum=0, maximum=1, open_min=True, ope
 # half the sequential time steps), and the same validation loss in 69% of the time.
 setting("text", "window", int, 50, minimum=1,
         help="characters per training sequence (a target at every position)")
-# 6,000 (was 3,200), with the lstm's dropout 0.3 (was 0.2): validation 1.893 bits/char against
-# 1.922 (seed 1); 5,600 steps scored 1.894 and 1.893 on seeds 1 and 2 (README, "Quality per minute").
+# 6,000 (was 3,200), with the lstm's dropout 0.3 (was 0.2): validation 1.893 bits/char on seeds 1
+# and 2 against 1.922 and 1.921; the most that fits 15 minutes on 2 AVX-512 cores (README,
+# "Quality per minute").
 setting("text", "steps", int, 6000, minimum=1,
         help="optimizer steps: about 15 min on 2 AVX-512 CPU cores (44k chars/s), 26 on 2 AVX2 "
              "cores (25k)")
