@@ -40,7 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="a UTF-8 text file (Nietzsche)")
     parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
-    text = {key: settings.get(f"text.{key}").default for key in ("steps", "batch_size", "window", "learning_rate")}
+    text = {key: settings.get(f"text.{key}").default
+            for key in ("steps", "batch_size", "window", "learning_rate", "weight_decay")}
     for name, default in (("units", lstm.DEFAULTS["units"]), ("layers", 1),
                           ("embedding-dim", lstm.DEFAULTS["embedding_dim"]), ("steps", text["steps"]),
                           ("batch-size", text["batch_size"]), ("window", text["window"]), ("every", 400),
@@ -50,7 +51,7 @@ def main() -> None:
                         help="on the recurrent outputs, as the lstm plugin's dropout")
     parser.add_argument("--input-dropout", type=float, default=lstm.DEFAULTS["input_dropout"],
                         help="SpatialDropout1D on the embedding, as the lstm plugin's input_dropout (0: none)")
-    parser.add_argument("--weight-decay", type=float, default=settings.get("text.weight_decay").default,
+    parser.add_argument("--weight-decay", type=float, default=text["weight_decay"],
                         help="as text.weight_decay (0: none)")
     parser.add_argument("--learning-rate", type=float, default=text["learning_rate"])
     args = parser.parse_args()

@@ -12,10 +12,13 @@ def cpu_model() -> str:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor() or platform.machine() or "unknown CPU"
-    field = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in reversed(lines) if ":" in line}
-    flags = set(field.get("flags", "").split())
+    def first(key: str) -> str:  # every core repeats the same fields; the first core's will do
+        return next((line.split(":", 1)[1].strip() for line in lines
+                     if line.split(":", 1)[0].strip() == key), "")
+
+    flags = set(first("flags").split())
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{field.get('model name', platform.machine())} ({vector})"
+    return f"{first('model name') or platform.machine()} ({vector})"
 
 
 def version(*distributions: str) -> str:
